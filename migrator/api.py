@@ -1,0 +1,179 @@
+"""The JSON API: session login, CSRF on writes, OpenAPI at /api/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from ninja import NinjaAPI, Router, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import django_auth
+from pydantic import Field
+
+from migrator.forms import EnvironmentForm, MigrationForm
+from migrator.models import Environment
+from migrator.pipeline import start_migration
+from migrator.superset.errors import SupersetError
+from tasks_app.api import ErrorOut, TaskOut, task_json
+from tasks_app.api import router as tasks_router
+
+api = NinjaAPI(
+    title="Superset Migrator API",
+    version="1",
+    description="Move Superset dashboards between environments as background tasks. "
+    "Log in through /accounts/login/ (session cookie); send the csrftoken cookie's value "
+    "as X-CSRFToken on every POST.",
+    auth=django_auth,
+    urls_namespace="api",
+)
+
+
+def _error(request: HttpRequest, status: int, detail: str, errors: dict | None = None) -> HttpResponse:
+    body: dict[str, Any] = {"detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return api.create_response(request, body, status=status)
+
+
+@api.exception_handler(ValidationError)
+def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors: dict[str, list[str]] = {}
+    for err in exc.errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "payload", "filters")]
+        errors.setdefault(".".join(loc) or "__all__", []).append(err.get("msg", "invalid"))
+    return _error(request, 400, "Invalid input.", errors)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return _error(request, 401, "Log in first (session cookie), and send X-CSRFToken on writes.")
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return _error(request, 404, "Not found.")
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return _error(request, exc.status_code, str(exc))
+
+
+def _form_errors(form) -> dict[str, list[str]]:
+    return {field: [str(e) for e in errs] for field, errs in form.errors.items()}
+
+
+# --- environments --------------------------------------------------------
+
+envs = Router(tags=["environments"])
+
+
+class EnvironmentOut(Schema):
+    id: int
+    name: str
+    url: str
+    username: str
+    provider: str
+
+
+class EnvironmentIn(Schema):
+    name: str = Field(max_length=100)
+    url: str = Field(max_length=500)
+    username: str = Field(max_length=150)
+    password: str = Field(max_length=1024, description="Write-only; stored encrypted.")
+    provider: str = Field("db", description="db or ldap")
+    verify_tls: bool = True
+
+
+class DashboardOut(Schema):
+    id: int
+    uuid: str | None
+    title: str
+    slug: str | None
+
+
+class ConnectionTestOut(Schema):
+    ok: bool
+    reason: str
+    message: str
+
+
+@envs.get("/environments", response=list[EnvironmentOut], summary="List environments")
+def list_environments(request: HttpRequest) -> Any:
+    return list(Environment.objects.all())
+
+
+@envs.post(
+    "/environments",
+    response={201: EnvironmentOut, 400: ErrorOut},
+    summary="Register an environment",
+)
+def create_environment(request: HttpRequest, payload: EnvironmentIn) -> Any:
+    form = EnvironmentForm(payload.dict())
+    if not form.is_valid():
+        return 400, {"detail": "Invalid environment.", "errors": _form_errors(form)}
+    return 201, form.save()
+
+
+@envs.post(
+    "/environments/{env_id}/test",
+    response={200: ConnectionTestOut, 404: ErrorOut},
+    summary="Log in to the environment and report what is wrong, if anything",
+)
+def test_environment(request: HttpRequest, env_id: int) -> Any:
+    from migrator.dashboards import check_connection
+
+    return check_connection(get_object_or_404(Environment, pk=env_id))
+
+
+@envs.get(
+    "/environments/{env_id}/dashboards",
+    response={200: list[DashboardOut], 404: ErrorOut, 502: ErrorOut},
+    summary="The environment's dashboards (search by title or slug)",
+)
+def list_dashboards(request: HttpRequest, env_id: int, search: str = "") -> Any:
+    env = get_object_or_404(Environment, pk=env_id)
+    from migrator import sessions
+
+    try:
+        with sessions.borrow(env) as client:
+            return client.list_dashboards(search.strip()[:200] or None, limit=None)
+    except SupersetError as exc:
+        return 502, {"detail": f"{env.name}: {exc.message}"}
+
+
+# --- migrations ----------------------------------------------------------
+
+migrations = Router(tags=["migrations"])
+
+
+class MigrationIn(Schema):
+    source: int | str = Field(description="Environment id or name")
+    target: int | str = Field(description="Environment id or name")
+    dashboards: list[int] = Field(min_length=1, max_length=1000)
+    overwrite: bool = False
+
+
+@migrations.post(
+    "/migrations",
+    response={201: TaskOut, 400: ErrorOut},
+    summary="Start a migration task (returns at once)",
+)
+def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
+    form = MigrationForm(payload.dict())
+    if not form.is_valid():
+        return 400, {"detail": "Invalid migration.", "errors": _form_errors(form)}
+    task = start_migration(
+        owner=request.user,
+        source=form.cleaned_data["source"],
+        target=form.cleaned_data["target"],
+        dashboards=form.dashboard_refs({}),
+        overwrite=form.cleaned_data["overwrite"],
+    )
+    return 201, task_json(task)
+
+
+api.add_router("", envs)
+api.add_router("", migrations)
+api.add_router("", tasks_router)

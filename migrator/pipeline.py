@@ -1,0 +1,159 @@
+"""The migration as steps of the task engine: export, then import.
+
+The export leaves the bundle in Django's storage and its name in the
+checkpoint, so the import (on a retry, or after the user answered a prompt)
+runs again without a second export.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from migrator import sessions
+from migrator.models import Environment
+from migrator.superset.bundle import inspect_bundle
+from migrator.superset.errors import ImportRejected, SupersetError
+from tasks_app import engine
+from tasks_app.engine import StepContext, TaskFailed
+from tasks_app.models import Task
+
+KIND = "migration"
+
+
+def _environment(ctx: StepContext, role: str) -> Environment:
+    ref = ctx.task.params[role]
+    env = Environment.objects.filter(pk=ref["id"]).first()
+    if env is None:
+        raise TaskFailed(f"The {role} environment {ref['name']!r} no longer exists.")
+    return env
+
+
+def _failed(role: str, env: Environment, exc: SupersetError) -> TaskFailed:
+    return TaskFailed(f"{role.capitalize()} {env.name} ({env.url}): {exc.message}")
+
+
+def _ms(since: float) -> int:
+    return round((time.monotonic() - since) * 1000)
+
+
+def export_step(ctx: StepContext) -> None:
+    source = _environment(ctx, "source")
+    dashboards = ctx.task.params["dashboards"]
+    ids = [d["id"] for d in dashboards]
+    ctx.log.info(
+        f"Exporting {len(ids)} dashboard(s) from {source.name}",
+        environment=source.name,
+        url=source.url,
+        dashboards=dashboards,
+    )
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as tmp:
+        try:
+            with sessions.borrow(source) as client:
+                size = client.export_dashboards(ids, tmp)
+        except SupersetError as exc:
+            ctx.log.error(
+                f"Export failed: {exc.message}", environment=source.name, status=exc.status
+            )
+            raise _failed("source", source, exc) from exc
+        tmp.seek(0)
+        info = inspect_bundle(tmp)
+        tmp.seek(0)
+        name = default_storage.save(f"bundles/task-{ctx.task.pk}.zip", File(tmp))
+    ctx.checkpoint.update(bundle=name, bundle_size=size, bundle_counts=info.counts)
+    ctx.log.info(
+        f"Exported a bundle of {size:,} bytes: "
+        + ", ".join(f"{n} {kind}" for kind, n in info.counts.items()),
+        bytes=size,
+        files=info.counts,
+        databases=[{"file": db.key, "name": db.name, "uri": db.uri_masked} for db in info.databases],
+        duration_ms=_ms(started),
+    )
+
+
+def import_step(ctx: StepContext) -> None:
+    name = ctx.checkpoint.get("bundle")
+    if not name or not default_storage.exists(name):
+        ctx.log.warning("The saved bundle is gone; exporting again.")
+        export_step(ctx)
+        name = ctx.checkpoint["bundle"]
+    target = _environment(ctx, "target")
+    overwrite = bool(ctx.task.params.get("overwrite"))
+    ctx.log.info(
+        f"Importing the bundle into {target.name}",
+        environment=target.name,
+        url=target.url,
+        overwrite=overwrite,
+    )
+    started = time.monotonic()
+    try:
+        with sessions.borrow(target) as client, default_storage.open(name, "rb") as bundle:
+            client.import_dashboards(bundle, overwrite=overwrite)
+    except ImportRejected as exc:
+        ctx.log.error(
+            f"{target.name} refused the bundle: {exc.problems.describe()}",
+            status=exc.status,
+            superset_message=exc.problems.message,
+        )
+        raise TaskFailed(f"Target {target.name} refused the bundle: {exc.problems.describe()}") from exc
+    except SupersetError as exc:
+        ctx.log.error(f"Import failed: {exc.message}", environment=target.name, status=exc.status)
+        raise _failed("target", target, exc) from exc
+    ctx.log.info(
+        f"Imported into {target.name}",
+        environment=target.name,
+        duration_ms=_ms(started),
+    )
+    default_storage.delete(name)
+    ctx.checkpoint.pop("bundle", None)
+
+
+def describe(task: Task) -> dict[str, Any]:
+    params = task.params
+    return {
+        "source": params.get("source", {}).get("name", "?"),
+        "target": params.get("target", {}).get("name", "?"),
+        "items": [d.get("title") or f"#{d.get('id')}" for d in params.get("dashboards", [])],
+        "options": "overwrite existing" if params.get("overwrite") else "",
+    }
+
+
+def cleanup(task: Task) -> None:
+    name = task.checkpoint.get("bundle")
+    if name and default_storage.exists(name):
+        default_storage.delete(name)
+
+
+MIGRATION = engine.register(
+    engine.TaskKind(
+        name=KIND,
+        label="Migration",
+        steps=(
+            engine.Step("export", export_step, repeatable=True),
+            # Superset may have written part of an import when a worker dies.
+            engine.Step("import", import_step, repeatable=False),
+        ),
+        describe=describe,
+        cleanup=cleanup,
+    )
+)
+
+
+def start_migration(
+    *, owner: Any, source: Environment, target: Environment, dashboards: list[dict], overwrite: bool
+) -> Task:
+    return engine.submit(
+        KIND,
+        owner=owner,
+        params={
+            "source": source.as_ref(),
+            "target": target.as_ref(),
+            "dashboards": [{"id": d["id"], "title": d.get("title", "")} for d in dashboards],
+            "overwrite": overwrite,
+        },
+    )

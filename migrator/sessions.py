@@ -1,0 +1,57 @@
+"""Superset sessions kept between tasks.
+
+A login costs about a third of a second per side (PRODUCT.md, "How fast"), so
+a worker keeps logged-in clients and lends them out, one borrower at a time
+(``requests.Session`` is not meant to be shared between threads). A client is
+keyed by everything that identifies the login, so changing an environment's
+credentials or URL never reuses the old session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from migrator.superset.client import SupersetClient
+
+_MAX_IDLE_PER_KEY = 4
+_lock = threading.Lock()
+_idle: dict[tuple, list[SupersetClient]] = {}
+
+
+def _key(env) -> tuple:
+    fingerprint = hashlib.sha256(env.password.encode()).hexdigest()
+    return (env.pk, env.url, env.username, env.provider, env.verify_tls, fingerprint)
+
+
+@contextmanager
+def borrow(env) -> Iterator[SupersetClient]:
+    key = _key(env)
+    with _lock:
+        pool = _idle.get(key, [])
+        client = pool.pop() if pool else None
+    if client is None:
+        client = env.client()
+    healthy = False
+    try:
+        yield client
+        healthy = True
+    finally:
+        if healthy:
+            with _lock:
+                pool = _idle.setdefault(key, [])
+                if len(pool) < _MAX_IDLE_PER_KEY:
+                    pool.append(client)
+                    client = None
+        if client is not None:
+            client.close()
+
+
+def clear() -> None:
+    with _lock:
+        clients = [c for pool in _idle.values() for c in pool]
+        _idle.clear()
+    for client in clients:
+        client.close()

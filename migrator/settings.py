@@ -1,0 +1,201 @@
+"""Settings for Superset Migrator: one module, driven by environment variables.
+
+Defaults give the embedded mode (SQLite, in-memory channel layer, worker
+threads inside the web process). Every variable is documented in the README
+("Configuration"); a bad value stops start-up naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+from migrator.env import Env, database_from_url
+
+if sys.version_info < (3, 12):  # pragma: no cover - guarded earlier by the Makefile too
+    raise SystemExit("Superset Migrator needs Python 3.12 or newer (Django 6).")
+
+env = Env()
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env.str("DATA_DIR", str(BASE_DIR / "data")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _generated_secret(filename: str, make) -> str:
+    """A secret generated once into DATA_DIR and kept there.
+
+    Convenient on a laptop; production sets the variable instead (README,
+    "Configuration").
+    """
+    path = DATA_DIR / filename
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+DEBUG = env.bool("DEBUG", False)
+SECRET_KEY = env.str("SECRET_KEY") or _generated_secret(
+    "secret_key", lambda: secrets.token_urlsafe(50)
+)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+
+# Fernet keys for credentials at rest: the first encrypts, all decrypt (rotation).
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", []) or [
+    _generated_secret("field_encryption_key", lambda: Fernet.generate_key().decode())
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "django_tasks_db",
+    "tasks_app",
+    "migrator",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "migrator.urls"
+ASGI_APPLICATION = "migrator.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": database_from_url(
+        "DATABASE_URL",
+        env.str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+        BASE_DIR,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Background work: django.tasks on the database queue (django-tasks-db).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# "thread": worker threads inside the web process (embedded default);
+# "external": run `manage.py run_worker` processes instead.
+WORKER_MODE = env.choice("WORKER_MODE", "thread", ("thread", "external"))
+WORKER_THREADS = env.int("WORKER_THREADS", 2, minimum=1, maximum=32)
+WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", 1.0, minimum=0.05)
+TASK_HEARTBEAT_INTERVAL = env.float("TASK_HEARTBEAT_INTERVAL", 5.0, minimum=0.1)
+TASK_HEARTBEAT_TIMEOUT = env.float("TASK_HEARTBEAT_TIMEOUT", 60.0, minimum=1.0)
+if TASK_HEARTBEAT_TIMEOUT <= TASK_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured(
+        "TASK_HEARTBEAT_TIMEOUT must be longer than TASK_HEARTBEAT_INTERVAL."
+    )
+
+TASK_PAGE_SIZE = env.int("TASK_PAGE_SIZE", 10, minimum=1, maximum=500)
+API_MAX_LIMIT = env.int("API_MAX_LIMIT", 500, minimum=1)
+
+# Superset calls
+SUPERSET_TIMEOUT = env.float("SUPERSET_TIMEOUT", 120.0, minimum=1.0)
+SUPERSET_CONNECT_TIMEOUT = env.float("SUPERSET_CONNECT_TIMEOUT", 5.0, minimum=0.5)
+SUPERSET_VERIFY_TLS = env.bool("SUPERSET_VERIFY_TLS", True)
+
+# Channels: in-memory in one process; Redis when processes are several.
+CHANNEL_LAYER_URL = env.str("CHANNEL_LAYER_URL")
+if CHANNEL_LAYER_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [CHANNEL_LAYER_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("MEDIA_ROOT", str(DATA_DIR / "files"))},
+    },
+    "staticfiles": {
+        # Scaled-out deployments run collectstatic and get hashed, compressed
+        # files; the embedded mode serves straight from the source folders.
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if env.bool("STATIC_MANIFEST", False)
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.str("STATIC_ROOT", str(DATA_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Embedded mode serves static files from the finders, no collectstatic needed.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", True)
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "migration"
+LOGOUT_REDIRECT_URL = "login"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0, minimum=0)
+if env.bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # The embedded worker re-enters django-tasks-db's loop often; its
+        # start/stop lines are noise.
+        "django_tasks_db": {"level": "WARNING"},
+        "django.tasks": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,119 @@
+"""Pages: the migration page, the dashboard picker, environments."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from migrator import dashboards as dashboard_lookup
+from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
+from migrator.models import Environment
+from migrator.pipeline import start_migration
+from migrator.superset.errors import SupersetError
+from tasks_app.views import history_context
+
+
+def _migration_context(request: HttpRequest, form: MigrationForm | None = None) -> dict:
+    return {
+        "form": form or MigrationForm(initial={"overwrite": False}),
+        "environments": list(Environment.objects.all()),
+        **history_context(request),
+    }
+
+
+@require_GET
+def migration_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "migrator/migration.html", _migration_context(request))
+
+
+@require_POST
+def start(request: HttpRequest) -> HttpResponse:
+    form = MigrationForm(
+        {
+            "source": request.POST.get("source"),
+            "target": request.POST.get("target"),
+            "dashboards": request.POST.getlist("dashboards"),
+            "overwrite": request.POST.get("overwrite"),
+        }
+    )
+    if not form.is_valid():
+        if request.htmx:
+            return render(request, "migrator/_start_form.html", {"form": form, "environments": list(Environment.objects.all())}, status=400)
+        return render(request, "migrator/migration.html", _migration_context(request, form), status=400)
+    titles = {
+        int(key.removeprefix("title_")): value[:300]
+        for key, value in request.POST.items()
+        if key.startswith("title_") and key.removeprefix("title_").isdigit()
+    }
+    task = start_migration(
+        owner=request.user,
+        source=form.cleaned_data["source"],
+        target=form.cleaned_data["target"],
+        dashboards=form.dashboard_refs(titles),
+        overwrite=form.cleaned_data["overwrite"],
+    )
+    if request.htmx:
+        response = render(
+            request,
+            "migrator/_start_form.html",
+            {"form": form, "environments": list(Environment.objects.all()), "started": task},
+        )
+        return trigger_client_event(response, "task-started", {"id": task.pk})
+    messages.success(request, f"Migration task #{task.pk} started.")
+    return redirect("migration")
+
+
+@require_GET
+def dashboard_picker(request: HttpRequest) -> HttpResponse:
+    """The source's dashboards matching ``search``, keeping those already ticked."""
+    source = resolve_environment(request.GET.get("source"))
+    search = request.GET.get("search", "").strip()[:200]
+    selected = [int(v) for v in request.GET.getlist("dashboards") if v.isdigit()]
+    context = {"source": source, "search": search, "selected": selected}
+    if source is not None:
+        try:
+            context.update(dashboard_lookup.pick(source, search, selected))
+        except SupersetError as exc:
+            context["error"] = f"{source.name}: {exc.message}"
+    return render(request, "migrator/_dashboard_picker.html", context)
+
+
+@require_GET
+def environment_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "migrator/environments.html", {"environments": Environment.objects.all()}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def environment_edit(request: HttpRequest, env_id: int | None = None) -> HttpResponse:
+    env = get_object_or_404(Environment, pk=env_id) if env_id else None
+    form = EnvironmentForm(request.POST or None, instance=env)
+    if request.method == "POST" and form.is_valid():
+        env = form.save()
+        messages.success(request, f"Environment {env.name} saved. Use “Test connection” to check it.")
+        return redirect("environment-list")
+    return render(request, "migrator/environment_form.html", {"form": form, "env": env})
+
+
+@require_POST
+def environment_delete(request: HttpRequest, env_id: int) -> HttpResponse:
+    env = get_object_or_404(Environment, pk=env_id)
+    env.delete()
+    messages.success(request, f"Environment {env.name} deleted.")
+    if request.htmx:
+        return HttpResponseClientRedirect("/environments/")
+    return redirect("environment-list")
+
+
+@require_POST
+def environment_test(request: HttpRequest, env_id: int) -> HttpResponse:
+    env = get_object_or_404(Environment, pk=env_id)
+    result = dashboard_lookup.check_connection(env)
+    if request.htmx:
+        return render(request, "migrator/_test_result.html", {"env": env, "result": result})
+    (messages.success if result["ok"] else messages.error)(request, f"{env.name}: {result['message']}")
+    return redirect("environment-list")

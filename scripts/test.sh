@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole suite, as `make test` runs it: lint, unit + consumer + end-to-end
+# tests (two real Superset servers, started by the fixtures), then browser
+# tests in their own pytest run (pytest-playwright and pytest-asyncio clash).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian's chromium for the browser tests…"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "The browser tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+
+export DATA_DIR="${TEST_DATA_DIR:-$(mktemp -d /tmp/migrator-test.XXXXXX)}"
+export TASKS_EMBEDDED_WORKERS=0
+
+$BIN/ruff check .
+$BIN/ruff format --check .
+
+$BIN/python -m pytest -m "not browser" "$@"
+DJANGO_ALLOW_ASYNC_UNSAFE=true $BIN/python -m pytest -m browser -p no:asyncio tests/browser "$@"

@@ -1,0 +1,125 @@
+"""JSON API for tasks (mounted by the project's NinjaAPI under /api/)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router, Schema
+from ninja.errors import HttpError
+from pydantic import Field
+
+from tasks_app import engine
+from tasks_app.models import IllegalTransition, Status, Task
+
+router = Router(tags=["tasks"])
+
+
+class TaskOut(Schema):
+    id: int
+    kind: str
+    status: Status
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    source: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None
+    dashboards: list[dict[str, Any]] = []
+    overwrite: bool | None = None
+    error: str
+    owner: str | None
+    input_request: dict[str, Any] | None = None
+
+
+class TaskPage(Schema):
+    items: list[TaskOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class TaskListParams(Schema):
+    limit: int = Field(default_factory=lambda: settings.TASK_PAGE_SIZE, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=10_000_000)
+    status: list[Status] = Field(default_factory=list)
+
+
+class ErrorOut(Schema):
+    detail: str
+    errors: dict[str, list[str]] | None = None
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    params = task.params or {}
+    return {
+        "id": task.pk,
+        "kind": task.kind,
+        "status": task.status,
+        "created_at": task.created_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+        "source": params.get("source"),
+        "target": params.get("target"),
+        "dashboards": params.get("dashboards", []),
+        "overwrite": params.get("overwrite"),
+        "error": task.error,
+        "owner": task.owner.get_username() if task.owner_id else None,
+        "input_request": None,
+    }
+
+
+@router.get("/tasks", response=TaskPage, summary="List tasks, newest first")
+def list_tasks(request: HttpRequest, filters: Query[TaskListParams]) -> dict[str, Any]:
+    tasks = Task.objects.with_status(list(filters.status)).select_related("owner")
+    window = tasks[filters.offset : filters.offset + filters.limit]
+    return {
+        "items": [task_json(t) for t in window],
+        "total": tasks.count(),
+        "limit": filters.limit,
+        "offset": filters.offset,
+    }
+
+
+@router.get("/tasks/{task_id}", response={200: TaskOut, 404: ErrorOut}, summary="One task")
+def get_task(request: HttpRequest, task_id: int) -> dict[str, Any]:
+    return task_json(get_object_or_404(Task.objects.select_related("owner"), pk=task_id))
+
+
+def _task_for_change(request: HttpRequest, task_id: int) -> Task:
+    task = get_object_or_404(Task.objects.select_related("owner"), pk=task_id)
+    if not task.can_be_changed_by(request.user):
+        raise HttpError(403, "Only the task's owner or staff may change it.")
+    return task
+
+
+@router.post(
+    "/tasks/{task_id}/cancel",
+    response={200: TaskOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Cancel a pending, running or waiting task",
+)
+def cancel_task(request: HttpRequest, task_id: int) -> Any:
+    task = _task_for_change(request, task_id)
+    try:
+        task.cancel()
+    except IllegalTransition as exc:
+        raise HttpError(409, str(exc)) from None
+    task.refresh_from_db()
+    return task_json(task)
+
+
+@router.post(
+    "/tasks/{task_id}/retry",
+    response={202: TaskOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Run a failed or cancelled task again from its checkpoint",
+)
+def retry_task(request: HttpRequest, task_id: int) -> Any:
+    task = _task_for_change(request, task_id)
+    try:
+        engine.retry(task, by=request.user)
+    except IllegalTransition as exc:
+        raise HttpError(409, str(exc)) from None
+    task.refresh_from_db()
+    return 202, task_json(task)

@@ -1,0 +1,238 @@
+"""The task engine's records: a task, its log, and the rules of its life.
+
+``Task`` is the source of truth for a task's status. django-tasks-db only
+carries "run task N" messages to a worker; whatever it thinks of that message,
+this table says what really happened.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class IllegalTransition(Exception):
+    """A status change the task's rules do not allow (or another process won the race)."""
+
+
+class Status(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    RUNNING = "RUNNING", "Running"
+    AWAITING_INPUT = "AWAITING_INPUT", "Requires input"
+    SUCCESS = "SUCCESS", "Succeeded"
+    FAILED = "FAILED", "Failed"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING, Status.AWAITING_INPUT)
+FINISHED_STATUSES = (Status.SUCCESS, Status.FAILED, Status.CANCELLED)
+
+# to-status -> the statuses it may be reached from
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    Status.RUNNING: (Status.PENDING,),
+    Status.SUCCESS: (Status.RUNNING,),
+    Status.FAILED: (Status.PENDING, Status.RUNNING, Status.AWAITING_INPUT),
+    Status.AWAITING_INPUT: (Status.RUNNING,),
+    Status.CANCELLED: (Status.PENDING, Status.RUNNING, Status.AWAITING_INPUT),
+    # back to the queue: a resume, a retry, or a requeue after a lost worker
+    Status.PENDING: (Status.AWAITING_INPUT, Status.RUNNING, Status.FAILED, Status.CANCELLED),
+}
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def visible_to(self, user: Any) -> TaskQuerySet:
+        # Everyone signed in sees the shared history (PRODUCT.md: "a shared,
+        # auditable console"); who may act on a task is checked per action.
+        return self
+
+    def with_status(self, statuses: list[str] | None) -> TaskQuerySet:
+        return self.filter(status__in=statuses) if statuses else self
+
+    def stale(self, timeout_seconds: float) -> TaskQuerySet:
+        """Running tasks whose worker stopped beating."""
+        cutoff = timezone.now() - timedelta(seconds=timeout_seconds)
+        return self.filter(status=Status.RUNNING).filter(
+            Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+        )
+
+
+class Task(models.Model):
+    kind = models.CharField(max_length=50, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tasks",
+    )
+    # What to do, described by the kind (never a secret); also what the
+    # history shows, so a renamed or deleted environment keeps its history.
+    params = models.JSONField(default=dict, blank=True)
+    # The step to run next and what earlier steps left for it.
+    step = models.CharField(max_length=50, blank=True)
+    checkpoint = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker_id = models.CharField(max_length=64, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "-id"], name="task_status_id")]
+
+    def __str__(self) -> str:
+        return f"Task #{self.pk} ({self.kind}, {self.status})"
+
+    # --- reading ---------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return end - self.started_at
+
+    def can_be_changed_by(self, user: Any) -> bool:
+        return bool(user.is_staff or (self.owner_id is not None and self.owner_id == user.pk))
+
+    # --- transitions -----------------------------------------------------
+
+    def _transition(self, to: str, *, expected: tuple[str, ...] | None = None, **fields: Any) -> None:
+        """Move to ``to`` if the rules allow it, atomically.
+
+        The UPDATE is conditional on the current status, so two processes
+        racing for the same move cannot both win: the loser gets
+        IllegalTransition and must not act.
+        """
+        allowed = TRANSITIONS[to]
+        if expected is not None:
+            allowed = tuple(s for s in allowed if s in expected)
+        if self.status not in allowed:
+            raise IllegalTransition(f"Task #{self.pk} cannot go from {self.status} to {to}.")
+        fields["status"] = to
+        fields["updated_at"] = timezone.now()
+        updated = Task.objects.filter(pk=self.pk, status__in=allowed).update(**fields)
+        if not updated:
+            current = Task.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            raise IllegalTransition(
+                f"Task #{self.pk} cannot go from {current or 'deleted'} to {to}."
+            )
+        for name, value in fields.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(self, name, value)
+        if "attempts" in fields:
+            self.refresh_from_db(fields=["attempts"])
+        from tasks_app import live
+
+        live.task_changed(self)
+
+    def start(self, worker_id: str) -> None:
+        now = timezone.now()
+        self._transition(
+            Status.RUNNING,
+            worker_id=worker_id,
+            started_at=self.started_at or now,
+            heartbeat_at=now,
+            finished_at=None,
+            attempts=F("attempts") + 1,
+        )
+
+    def succeed(self) -> None:
+        self._transition(Status.SUCCESS, finished_at=timezone.now(), error="", worker_id="")
+
+    def fail(self, error: str) -> None:
+        self._transition(Status.FAILED, finished_at=timezone.now(), error=error[:4000], worker_id="")
+
+    def await_input(self) -> None:
+        self._transition(Status.AWAITING_INPUT, worker_id="", heartbeat_at=None)
+
+    def cancel(self) -> None:
+        if self.status == Status.RUNNING:
+            # The worker stops at the next step boundary and records it.
+            Task.objects.filter(pk=self.pk, status=Status.RUNNING).update(cancel_requested=True)
+            self.cancel_requested = True
+            return
+        self._transition(Status.CANCELLED, finished_at=timezone.now(), worker_id="")
+
+    def mark_cancelled(self) -> None:
+        """Called by the worker when it honours a cancel request."""
+        self._transition(
+            Status.CANCELLED, expected=(Status.RUNNING,), finished_at=timezone.now(), worker_id=""
+        )
+
+    def resume(self) -> None:
+        self._transition(Status.PENDING, expected=(Status.AWAITING_INPUT,))
+
+    def retry(self, *, from_start: bool = False) -> None:
+        fields: dict[str, Any] = {"error": "", "finished_at": None, "cancel_requested": False}
+        if from_start:
+            fields.update(step="", checkpoint={})
+        self._transition(Status.PENDING, expected=(Status.FAILED, Status.CANCELLED), **fields)
+
+    def requeue(self) -> None:
+        """Back to the queue after its worker was lost (the step is safe to repeat)."""
+        self._transition(Status.PENDING, expected=(Status.RUNNING,), worker_id="", heartbeat_at=None)
+
+    def beat(self) -> bool:
+        """Record that the worker is alive; False when the task left RUNNING meanwhile."""
+        return bool(
+            Task.objects.filter(pk=self.pk, status=Status.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+        )
+
+    def save_checkpoint(self, step: str, checkpoint: dict[str, Any]) -> None:
+        with transaction.atomic():
+            Task.objects.filter(pk=self.pk).update(
+                step=step, checkpoint=checkpoint, updated_at=timezone.now()
+            )
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+class LogLevel(models.IntegerChoices):
+    DEBUG = 10, "DEBUG"
+    INFO = 20, "INFO"
+    WARNING = 30, "WARNING"
+    ERROR = 40, "ERROR"
+
+
+class TaskLogEntry(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="log_entries")
+    timestamp = models.DateTimeField(default=timezone.now)
+    level = models.PositiveSmallIntegerField(choices=LogLevel.choices, default=LogLevel.INFO)
+    message = models.TextField()
+    context = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["task", "id"], name="tasklog_task_id")]
+        verbose_name = "log entry"
+        verbose_name_plural = "log entries"
+
+    def __str__(self) -> str:
+        return f"[{self.get_level_display()}] {self.message[:80]}"

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from tasks_app import consumers
+
+websocket_urlpatterns = [
+    path("ws/tasks/", consumers.TaskHistoryConsumer.as_asgi()),
+    path("ws/tasks/<int:task_id>/status", consumers.TaskStatusConsumer.as_asgi()),
+]

@@ -1,0 +1,135 @@
+"""Task history, task page and actions. Thin: rules live on Task and engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from tasks_app import engine
+from tasks_app.models import IllegalTransition, Status, Task
+
+
+def _statuses(request: HttpRequest) -> list[str]:
+    return [s for s in request.GET.getlist("status") if s in Status.values]
+
+
+def _cursor(request: HttpRequest) -> int | None:
+    value = request.GET.get("before", "")
+    return int(value) if value.isdigit() else None
+
+
+def _limit(request: HttpRequest) -> int:
+    value = request.GET.get("limit", "")
+    if value.isdigit() and 0 < int(value) <= settings.API_MAX_LIMIT:
+        return int(value)
+    return settings.TASK_PAGE_SIZE
+
+
+def history_page(statuses: list[str], before: int | None, limit: int) -> dict[str, Any]:
+    """One page of the history, newest first, keyed by id (stable as tasks arrive)."""
+    tasks = Task.objects.with_status(statuses).select_related("owner")
+    if before is not None:
+        tasks = tasks.filter(pk__lt=before)
+    rows = list(tasks[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "rows": [row_context(task) for task in rows],
+        "next_before": rows[-1].pk if has_more and rows else None,
+        "statuses": statuses,
+        "status_choices": Status.choices,
+        "limit": limit,
+    }
+
+
+def history_context(request: HttpRequest) -> dict[str, Any]:
+    return history_page(_statuses(request), _cursor(request), _limit(request))
+
+
+def row_context(task: Task, *, oob: bool = False) -> dict[str, Any]:
+    return {"task": task, "info": engine.describe(task), "oob": oob}
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def task_table(request: HttpRequest) -> HttpResponse:
+    """The history table for a status filter (htmx), or the page holding it."""
+    if not request.htmx:
+        return redirect(_migration_url(request))
+    return render(request, "tasks_app/_task_table.html", history_context(request))
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def task_rows(request: HttpRequest) -> HttpResponse:
+    """Older rows for "Load more" (htmx), or the same page as a full page."""
+    context = history_context(request)
+    if request.htmx:
+        return render(request, "tasks_app/_task_rows.html", context)
+    return render(request, "tasks_app/history.html", context)
+
+
+def _migration_url(request: HttpRequest) -> str:
+    from django.urls import reverse
+
+    query = request.GET.urlencode()
+    return reverse("migration") + (f"?{query}" if query else "")
+
+
+def _get_task(task_id: int) -> Task:
+    return get_object_or_404(Task.objects.select_related("owner"), pk=task_id)
+
+
+def _get_task_for_change(request: HttpRequest, task_id: int) -> Task:
+    task = _get_task(task_id)
+    if not task.can_be_changed_by(request.user):
+        raise Http404("No such task")
+    return task
+
+
+@require_GET
+def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
+    task = _get_task(task_id)
+    entries = task.log_entries.all()
+    return render(
+        request,
+        "tasks_app/task_detail.html",
+        {**row_context(task), "entries": entries, "can_change": task.can_be_changed_by(request.user)},
+    )
+
+
+def _after_action(request: HttpRequest, task: Task) -> HttpResponse:
+    if request.htmx:
+        task.refresh_from_db()
+        return render(request, "tasks_app/_task_row.html", row_context(task))
+    next_url = request.POST.get("next", "")
+    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    return redirect("task-detail", task_id=task.pk)
+
+
+@require_POST
+def task_cancel(request: HttpRequest, task_id: int) -> HttpResponse:
+    task = _get_task_for_change(request, task_id)
+    try:
+        task.cancel()
+    except IllegalTransition:
+        messages.error(request, f"Task #{task.pk} is {task.get_status_display().lower()}; it cannot be cancelled.")
+    return _after_action(request, task)
+
+
+@require_POST
+def task_retry(request: HttpRequest, task_id: int) -> HttpResponse:
+    task = _get_task_for_change(request, task_id)
+    try:
+        engine.retry(task, by=request.user)
+    except IllegalTransition:
+        messages.error(request, f"Task #{task.pk} is {task.get_status_display().lower()}; only failed or cancelled tasks can be retried.")
+    return _after_action(request, task)
