@@ -7,6 +7,7 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Router, Schema
+from ninja import Status as Reply
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import django_auth
 from pydantic import Field
@@ -29,7 +30,9 @@ api = NinjaAPI(
 )
 
 
-def _error(request: HttpRequest, status: int, detail: str, errors: dict | None = None) -> HttpResponse:
+def _error(
+    request: HttpRequest, status: int, detail: str, errors: dict | None = None
+) -> HttpResponse:
     body: dict[str, Any] = {"detail": detail}
     if errors is not None:
         body["errors"] = errors
@@ -40,7 +43,11 @@ def _error(request: HttpRequest, status: int, detail: str, errors: dict | None =
 def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     for err in exc.errors:
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "payload", "filters")]
+        loc = [
+            str(p)
+            for p in err.get("loc", ())
+            if p not in ("body", "query", "path", "payload", "filters")
+        ]
         errors.setdefault(".".join(loc) or "__all__", []).append(err.get("msg", "invalid"))
     return _error(request, 400, "Invalid input.", errors)
 
@@ -112,8 +119,8 @@ def list_environments(request: HttpRequest) -> Any:
 def create_environment(request: HttpRequest, payload: EnvironmentIn) -> Any:
     form = EnvironmentForm(payload.dict())
     if not form.is_valid():
-        return 400, {"detail": "Invalid environment.", "errors": _form_errors(form)}
-    return 201, form.save()
+        return Reply(400, {"detail": "Invalid environment.", "errors": _form_errors(form)})
+    return Reply(201, form.save())
 
 
 @envs.post(
@@ -140,7 +147,7 @@ def list_dashboards(request: HttpRequest, env_id: int, search: str = "") -> Any:
         with sessions.borrow(env) as client:
             return client.list_dashboards(search.strip()[:200] or None, limit=None)
     except SupersetError as exc:
-        return 502, {"detail": f"{env.name}: {exc.message}"}
+        return Reply(502, {"detail": f"{env.name}: {exc.message}"})
 
 
 # --- migrations ----------------------------------------------------------
@@ -163,7 +170,7 @@ class MigrationIn(Schema):
 def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
     form = MigrationForm(payload.dict())
     if not form.is_valid():
-        return 400, {"detail": "Invalid migration.", "errors": _form_errors(form)}
+        return Reply(400, {"detail": "Invalid migration.", "errors": _form_errors(form)})
     task = start_migration(
         owner=request.user,
         source=form.cleaned_data["source"],
@@ -171,7 +178,7 @@ def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
         dashboards=form.dashboard_refs({}),
         overwrite=form.cleaned_data["overwrite"],
     )
-    return 201, task_json(task)
+    return Reply(201, task_json(task))
 
 
 api.add_router("", envs)

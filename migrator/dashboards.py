@@ -38,7 +38,11 @@ def check_connection(env: Environment) -> dict[str, Any]:
     try:
         client.test_connection()
     except AuthenticationFailed as exc:
-        return {"ok": False, "reason": "credentials", "message": f"Wrong credentials: {exc.message}"}
+        return {
+            "ok": False,
+            "reason": "credentials",
+            "message": f"Wrong credentials: {exc.message}",
+        }
     except SupersetTLSError as exc:
         return {"ok": False, "reason": "tls", "message": f"TLS error: {exc.message}"}
     except SupersetUnreachable as exc:

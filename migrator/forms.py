@@ -72,14 +72,18 @@ class DashboardIdsField(forms.Field):
             try:
                 number = int(str(item).strip())
             except ValueError:
-                raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+                raise forms.ValidationError(
+                    self.error_messages["invalid"], code="invalid"
+                ) from None
             if number <= 0:
                 raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
             if number not in ids:
                 ids.append(number)
         if len(ids) > self.max_dashboards:
             raise forms.ValidationError(
-                self.error_messages["too_many"], code="too_many", params={"max": self.max_dashboards}
+                self.error_messages["too_many"],
+                code="too_many",
+                params={"max": self.max_dashboards},
             )
         return ids
 

@@ -26,7 +26,9 @@ class Environment(models.Model):
     password = EncryptedTextField(help_text="Stored encrypted; never shown again.")
     provider = models.CharField(max_length=10, choices=Provider.choices, default=Provider.DB)
     verify_tls = models.BooleanField(
-        "verify TLS certificates", default=True, help_text="Turn off only for self-signed test servers."
+        "verify TLS certificates",
+        default=True,
+        help_text="Turn off only for self-signed test servers.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -18,7 +18,7 @@ from migrator import sessions
 from migrator.models import Environment
 from migrator.superset.bundle import inspect_bundle
 from migrator.superset.errors import ImportRejected, SupersetError
-from tasks_app import engine
+from tasks_app import engine, live
 from tasks_app.engine import StepContext, TaskFailed
 from tasks_app.models import Task
 
@@ -41,6 +41,21 @@ def _ms(since: float) -> int:
     return round((time.monotonic() - since) * 1000)
 
 
+def _fill_titles(ctx: StepContext, client: Any, source: Environment) -> None:
+    """Tasks started through the API name dashboards by id only: look up their titles."""
+    dashboards = ctx.task.params["dashboards"]
+    found = {row["id"]: row for row in client.get_dashboards([d["id"] for d in dashboards])}
+    missing = [d["id"] for d in dashboards if d["id"] not in found]
+    if missing:
+        raise TaskFailed(
+            f"Source {source.name} has no dashboard with id {', '.join(map(str, missing))}."
+        )
+    for d in dashboards:
+        d["title"] = found[d["id"]]["title"]
+    Task.objects.filter(pk=ctx.task.pk).update(params=ctx.task.params)
+    live.task_changed(ctx.task)
+
+
 def export_step(ctx: StepContext) -> None:
     source = _environment(ctx, "source")
     dashboards = ctx.task.params["dashboards"]
@@ -55,6 +70,8 @@ def export_step(ctx: StepContext) -> None:
     with tempfile.TemporaryFile() as tmp:
         try:
             with sessions.borrow(source) as client:
+                if any(not d.get("title") for d in dashboards):
+                    _fill_titles(ctx, client, source)
                 size = client.export_dashboards(ids, tmp)
         except SupersetError as exc:
             ctx.log.error(
@@ -71,7 +88,9 @@ def export_step(ctx: StepContext) -> None:
         + ", ".join(f"{n} {kind}" for kind, n in info.counts.items()),
         bytes=size,
         files=info.counts,
-        databases=[{"file": db.key, "name": db.name, "uri": db.uri_masked} for db in info.databases],
+        databases=[
+            {"file": db.key, "name": db.name, "uri": db.uri_masked} for db in info.databases
+        ],
         duration_ms=_ms(started),
     )
 
@@ -100,7 +119,9 @@ def import_step(ctx: StepContext) -> None:
             status=exc.status,
             superset_message=exc.problems.message,
         )
-        raise TaskFailed(f"Target {target.name} refused the bundle: {exc.problems.describe()}") from exc
+        raise TaskFailed(
+            f"Target {target.name} refused the bundle: {exc.problems.describe()}"
+        ) from exc
     except SupersetError as exc:
         ctx.log.error(f"Import failed: {exc.message}", environment=target.name, status=exc.status)
         raise _failed("target", target, exc) from exc

@@ -8,16 +8,12 @@ threads inside the web process). Every variable is documented in the README
 from __future__ import annotations
 
 import secrets
-import sys
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from migrator.env import Env, database_from_url
-
-if sys.version_info < (3, 12):  # pragma: no cover - guarded earlier by the Makefile too
-    raise SystemExit("Superset Migrator needs Python 3.12 or newer (Django 6).")
 
 env = Env()
 BASE_DIR = Path(__file__).resolve().parent.parent

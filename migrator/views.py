@@ -41,8 +41,15 @@ def start(request: HttpRequest) -> HttpResponse:
     )
     if not form.is_valid():
         if request.htmx:
-            return render(request, "migrator/_start_form.html", {"form": form, "environments": list(Environment.objects.all())}, status=400)
-        return render(request, "migrator/migration.html", _migration_context(request, form), status=400)
+            return render(
+                request,
+                "migrator/_start_form.html",
+                {"form": form, "environments": list(Environment.objects.all())},
+                status=400,
+            )
+        return render(
+            request, "migrator/migration.html", _migration_context(request, form), status=400
+        )
     titles = {
         int(key.removeprefix("title_")): value[:300]
         for key, value in request.POST.items()
@@ -94,7 +101,9 @@ def environment_edit(request: HttpRequest, env_id: int | None = None) -> HttpRes
     form = EnvironmentForm(request.POST or None, instance=env)
     if request.method == "POST" and form.is_valid():
         env = form.save()
-        messages.success(request, f"Environment {env.name} saved. Use “Test connection” to check it.")
+        messages.success(
+            request, f"Environment {env.name} saved. Use “Test connection” to check it."
+        )
         return redirect("environment-list")
     return render(request, "migrator/environment_form.html", {"form": form, "env": env})
 
@@ -115,5 +124,7 @@ def environment_test(request: HttpRequest, env_id: int) -> HttpResponse:
     result = dashboard_lookup.check_connection(env)
     if request.htmx:
         return render(request, "migrator/_test_result.html", {"env": env, "result": result})
-    (messages.success if result["ok"] else messages.error)(request, f"{env.name}: {result['message']}")
+    (messages.success if result["ok"] else messages.error)(
+        request, f"{env.name}: {result['message']}"
+    )
     return redirect("environment-list")

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema
+from ninja import Status as Reply
 from ninja.errors import HttpError
 from pydantic import Field
 
@@ -122,4 +123,4 @@ def retry_task(request: HttpRequest, task_id: int) -> Any:
     except IllegalTransition as exc:
         raise HttpError(409, str(exc)) from None
     task.refresh_from_db()
-    return 202, task_json(task)
+    return Reply(202, task_json(task))

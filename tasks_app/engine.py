@@ -8,6 +8,7 @@ after a lost worker) starts at the step that has not finished yet.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import traceback
@@ -18,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
-from tasks_app.models import IllegalTransition, Status, Task
+from tasks_app.models import IllegalTransition, Task
 from tasks_app.tasklog import TaskLog
 
 logger = logging.getLogger("tasks_app.engine")
@@ -201,16 +202,14 @@ def run(task_id: int, worker_id: str, inputs: dict[str, Any] | None = None) -> s
     except IllegalTransition as exc:
         # Someone else moved the task (cancelled, reaped): they own it now.
         logger.warning("Task %s: %s", task_id, exc)
-    except Exception as exc:  # noqa: BLE001 - a task must never stay RUNNING
+    except Exception as exc:
         logger.exception("Task %s crashed", task_id)
         log.error(
             f"Unexpected error: {type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(limit=8),
         )
-        try:
+        with contextlib.suppress(IllegalTransition):
             task.fail(f"Unexpected error: {type(exc).__name__}: {exc}")
-        except IllegalTransition:
-            pass
     finally:
         heartbeat.stop()
         ctx.inputs.clear()

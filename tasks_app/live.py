@@ -60,7 +60,7 @@ def send(group: str, message: dict[str, Any]) -> None:
         return
     try:
         async_to_sync(layer.group_send)(group, message)
-    except Exception:  # noqa: BLE001 - a lost live update must never fail a task
+    except Exception:
         logger.exception("Could not publish to %s", group)
 
 
@@ -93,7 +93,7 @@ def _publish_task(task_id: int, created: bool) -> None:
     try:
         row = render_row(task, oob=True)
         status_html = render_status(task)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("Could not render task %s for a live update", task_id)
         return
     summary = {"id": task.pk, "status": task.status, "kind": task.kind}
@@ -108,5 +108,7 @@ def log_written(entry: Any) -> None:
     task_id = entry.task_id
     entry_id = entry.pk
     transaction.on_commit(
-        lambda: send(task_logs_group(task_id), {"type": "log.entry", "task_id": task_id, "id": entry_id})
+        lambda: send(
+            task_logs_group(task_id), {"type": "log.entry", "task_id": task_id, "id": entry_id}
+        )
     )

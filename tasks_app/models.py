@@ -121,7 +121,9 @@ class Task(models.Model):
 
     # --- transitions -----------------------------------------------------
 
-    def _transition(self, to: str, *, expected: tuple[str, ...] | None = None, **fields: Any) -> None:
+    def _transition(
+        self, to: str, *, expected: tuple[str, ...] | None = None, **fields: Any
+    ) -> None:
         """Move to ``to`` if the rules allow it, atomically.
 
         The UPDATE is conditional on the current status, so two processes
@@ -165,7 +167,9 @@ class Task(models.Model):
         self._transition(Status.SUCCESS, finished_at=timezone.now(), error="", worker_id="")
 
     def fail(self, error: str) -> None:
-        self._transition(Status.FAILED, finished_at=timezone.now(), error=error[:4000], worker_id="")
+        self._transition(
+            Status.FAILED, finished_at=timezone.now(), error=error[:4000], worker_id=""
+        )
 
     def await_input(self) -> None:
         self._transition(Status.AWAITING_INPUT, worker_id="", heartbeat_at=None)
@@ -195,7 +199,9 @@ class Task(models.Model):
 
     def requeue(self) -> None:
         """Back to the queue after its worker was lost (the step is safe to repeat)."""
-        self._transition(Status.PENDING, expected=(Status.RUNNING,), worker_id="", heartbeat_at=None)
+        self._transition(
+            Status.PENDING, expected=(Status.RUNNING,), worker_id="", heartbeat_at=None
+        )
 
     def beat(self) -> bool:
         """Record that the worker is alive; False when the task left RUNNING meanwhile."""

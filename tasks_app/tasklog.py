@@ -39,7 +39,11 @@ def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
         return _redact_text(value, secrets)
     if isinstance(value, dict):
         return {
-            str(k): (REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v, secrets))
+            str(k): (
+                REDACTED
+                if _SECRET_KEY.search(str(k)) and v not in (None, "")
+                else redact(v, secrets)
+            )
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):

@@ -101,7 +101,11 @@ def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
     return render(
         request,
         "tasks_app/task_detail.html",
-        {**row_context(task), "entries": entries, "can_change": task.can_be_changed_by(request.user)},
+        {
+            **row_context(task),
+            "entries": entries,
+            "can_change": task.can_be_changed_by(request.user),
+        },
     )
 
 
@@ -121,7 +125,10 @@ def task_cancel(request: HttpRequest, task_id: int) -> HttpResponse:
     try:
         task.cancel()
     except IllegalTransition:
-        messages.error(request, f"Task #{task.pk} is {task.get_status_display().lower()}; it cannot be cancelled.")
+        messages.error(
+            request,
+            f"Task #{task.pk} is {task.get_status_display().lower()}; it cannot be cancelled.",
+        )
     return _after_action(request, task)
 
 
@@ -131,5 +138,8 @@ def task_retry(request: HttpRequest, task_id: int) -> HttpResponse:
     try:
         engine.retry(task, by=request.user)
     except IllegalTransition:
-        messages.error(request, f"Task #{task.pk} is {task.get_status_display().lower()}; only failed or cancelled tasks can be retried.")
+        messages.error(
+            request,
+            f"Task #{task.pk} is {task.get_status_display().lower()}; only failed or cancelled tasks can be retried.",
+        )
     return _after_action(request, task)

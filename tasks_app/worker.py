@@ -76,7 +76,7 @@ class TaskWorker:
         while not self.stopping.is_set():
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 - keep the worker alive (database restarts)
+            except Exception:
                 logger.exception("Worker %s loop error; retrying", self.worker_id)
                 time.sleep(self.poll_interval)
             finally:

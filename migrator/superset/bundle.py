@@ -127,15 +127,11 @@ def _inspect(archive: zipfile.ZipFile) -> BundleInfo:
     )
 
 
-def _load_yaml(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str
-) -> dict[str, Any]:
+def _load_yaml(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> dict[str, Any]:
     with archive.open(info) as member:
         data = member.read(_MAX_YAML_BYTES + 1)
     if len(data) > _MAX_YAML_BYTES:
-        raise InvalidBundle(
-            f"{path} in the bundle is larger than {_MAX_YAML_BYTES // 1024} KB."
-        )
+        raise InvalidBundle(f"{path} in the bundle is larger than {_MAX_YAML_BYTES // 1024} KB.")
     try:
         document = yaml.safe_load(data)
     except yaml.YAMLError as exc:
@@ -158,9 +154,7 @@ def _database(path: str, document: Mapping[str, Any]) -> BundleDatabase:
         uuid=str(document.get("uuid") or ""),
         has_ssh_tunnel=has_tunnel,
         ssh_tunnel_secrets=tuple(
-            f
-            for f in SSH_SECRET_FIELDS
-            if has_tunnel and tunnel.get(f) == PASSWORD_MASK
+            f for f in SSH_SECRET_FIELDS if has_tunnel and tunnel.get(f) == PASSWORD_MASK
         ),
     )
 
@@ -216,9 +210,7 @@ class ImportProblems:
 
     def describe(self) -> str:
         parts = [f"{need.key} needs {_NEED_LABELS[need.kind]}" for need in self.needs]
-        parts += [
-            f"{key}: {message}" if key else message for key, message in self.others
-        ]
+        parts += [f"{key}: {message}" if key else message for key, message in self.others]
         return "; ".join(parts) or self.message
 
 
@@ -256,9 +248,7 @@ def parse_import_error(body: Mapping[str, Any]) -> ImportProblems:
         _classify(problems, str(key), value)
     if not problems.needs and not problems.others:
         # e.g. "Cannot have multiple credentials for the SSH Tunnel": no file named.
-        problems.others.append(
-            (None, message or "Superset refused the import without saying why.")
-        )
+        problems.others.append((None, message or "Superset refused the import without saying why."))
     return problems
 
 
@@ -300,17 +290,11 @@ def _need_kind(item: Any) -> NeedKind | None:
 def _leaves(node: Any, path: str) -> list[tuple[str, str]]:
     """``{"columns": {"0": {"x": ["Unknown field."]}}}`` → ``[("columns.0.x", "Unknown field.")]``."""
     if isinstance(node, dict):
-        return [
-            leaf
-            for key, child in node.items()
-            for leaf in _leaves(child, f"{path}.{key}")
-        ]
+        return [leaf for key, child in node.items() for leaf in _leaves(child, f"{path}.{key}")]
     if isinstance(node, list):
         if all(isinstance(item, str) for item in node):
             return [(path, " ".join(node))]
         return [
-            leaf
-            for index, child in enumerate(node)
-            for leaf in _leaves(child, f"{path}.{index}")
+            leaf for index, child in enumerate(node) for leaf in _leaves(child, f"{path}.{index}")
         ]
     return [(path, str(node))]

@@ -171,11 +171,7 @@ class SupersetClient:
                     url=response.url,
                 )
             provider_error = data.get("message") if isinstance(data, dict) else None
-            if (
-                status == 400
-                and isinstance(provider_error, dict)
-                and "provider" in provider_error
-            ):
+            if status == 400 and isinstance(provider_error, dict) and "provider" in provider_error:
                 raise AuthenticationFailed(
                     f"Superset at {self.url} does not accept the authentication provider "
                     f"{self.provider!r}: {flatten_messages(provider_error['provider'])}.",
@@ -185,9 +181,7 @@ class SupersetClient:
                 )
             raise self._error(response, "logging in", secrets)
 
-    def _login_not_superset(
-        self, response: requests.Response, data: Any
-    ) -> NotASuperset | None:
+    def _login_not_superset(self, response: requests.Response, data: Any) -> NotASuperset | None:
         status = response.status_code
         if 300 <= status < 400:
             location = response.headers.get("Location", "")
@@ -215,9 +209,7 @@ class SupersetClient:
             message = f"{self.url} answered the login without an access token: it does not look like Superset."
         else:
             return None
-        return NotASuperset(
-            message, status=status, body=response.text, url=response.url
-        )
+        return NotASuperset(message, status=status, body=response.text, url=response.url)
 
     def _refresh(self) -> bool:
         if not self._refresh_token:
@@ -244,9 +236,7 @@ class SupersetClient:
             ):
                 self._access_token = data["access_token"]
                 return True
-        logger.debug(
-            "token refresh refused (%s), logging in again", response.status_code
-        )
+        logger.debug("token refresh refused (%s), logging in again", response.status_code)
         return False
 
     def _reauthenticate(self) -> None:
@@ -281,21 +271,15 @@ class SupersetClient:
     ) -> Iterator[dict[str, Any]]:
         query: dict[str, Any] = {"columns": DASHBOARD_COLUMNS}
         if search:
-            query["filters"] = [
-                {"col": "dashboard_title", "opr": "title_or_slug", "value": search}
-            ]
+            query["filters"] = [{"col": "dashboard_title", "opr": "title_or_slug", "value": search}]
         query |= {"order_column": "dashboard_title", "order_direction": "asc"}
-        for row in self._iter_rows(
-            "/api/v1/dashboard/", query, page_size, "listing dashboards"
-        ):
+        for row in self._iter_rows("/api/v1/dashboard/", query, page_size, "listing dashboards"):
             yield _dashboard(row)
 
     def list_dashboards(
         self, search: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        page_size = (
-            MAX_PAGE_SIZE if limit is None else max(1, min(limit, MAX_PAGE_SIZE))
-        )
+        page_size = MAX_PAGE_SIZE if limit is None else max(1, min(limit, MAX_PAGE_SIZE))
         return list(islice(self.iter_dashboards(search, page_size), limit))
 
     def get_dashboards(self, ids: Iterable[int]) -> list[dict[str, Any]]:
@@ -325,9 +309,7 @@ class SupersetClient:
         id_list = [int(i) for i in ids]
         names = ", ".join(map(str, id_list))
         action = f"exporting dashboard(s) {names}"
-        response = self._api(
-            "GET", f"/api/v1/dashboard/export/?q={_q(id_list)}", stream=True
-        )
+        response = self._api("GET", f"/api/v1/dashboard/export/?q={_q(id_list)}", stream=True)
         with response:
             if response.status_code == 404:
                 message, _, _ = parse_error_body(response.text)
@@ -442,9 +424,7 @@ class SupersetClient:
             payload["database_name"] = database_name
         secrets = [*_uri_secrets(sqlalchemy_uri), *_nested_secrets(extra)]
         action = f"testing the connection to {database_name or 'the database'}"
-        response = self._api(
-            "POST", "/api/v1/database/test_connection/", json_body=payload
-        )
+        response = self._api("POST", "/api/v1/database/test_connection/", json_body=payload)
         with response:
             if response.status_code == 200:
                 return
@@ -542,15 +522,16 @@ class SupersetClient:
                     f"{self.url} answered {action} without Superset's list envelope.",
                     url=self.url + path,
                 )
-            for row in rows:
-                # Titles are not unique, so a row can move between pages while we read.
-                if row.get("id") not in seen:
-                    seen.add(row.get("id"))
-                    yield row
+            fresh = [row for row in rows if row.get("id") not in seen]
+            # Titles are not unique, so a row can move between pages while we read.
+            for row in fresh:
+                seen.add(row.get("id"))
+                yield row
             read += len(rows)
             # Not "len(rows) < page_size": a Superset with a smaller FAB_API_MAX_PAGE_SIZE
-            # returns short pages that are not the last one.
-            if not rows or read >= count:
+            # returns short pages that are not the last one. A page with nothing new
+            # ends the loop too, so a server repeating itself cannot keep us here.
+            if not fresh or read >= count:
                 return
             page += 1
 
@@ -564,11 +545,7 @@ class SupersetClient:
                 title = html_title(response.text)
                 raise NotASuperset(
                     f"{self.url} answered {action} with "
-                    + (
-                        f"an HTML page ({title!r})"
-                        if title
-                        else "something that is not JSON"
-                    )
+                    + (f"an HTML page ({title!r})" if title else "something that is not JSON")
                     + ": it does not look like Superset's API.",
                     status=response.status_code,
                     body=response.text,
@@ -665,8 +642,7 @@ class SupersetClient:
                     type(exc).__name__,
                 )
                 retryable = (
-                    retry == "full"
-                    and not isinstance(exc, requests.exceptions.SSLError)
+                    retry == "full" and not isinstance(exc, requests.exceptions.SSLError)
                 ) or (retry == "connect" and _is_connect_error(exc))
                 if retryable and attempt < self.retries:
                     self._sleep(attempt)
@@ -681,11 +657,7 @@ class SupersetClient:
                 response.status_code,
                 elapsed,
             )
-            if (
-                retry == "full"
-                and response.status_code >= 500
-                and attempt < self.retries
-            ):
+            if retry == "full" and response.status_code >= 500 and attempt < self.retries:
                 response.close()
                 self._sleep(attempt)
                 attempt += 1
@@ -695,9 +667,7 @@ class SupersetClient:
     def _sleep(self, attempt: int) -> None:
         time.sleep(self.backoff * 2**attempt)
 
-    def _unreachable(
-        self, exc: requests.RequestException, method: str, path: str
-    ) -> SupersetError:
+    def _unreachable(self, exc: requests.RequestException, method: str, path: str) -> SupersetError:
         if isinstance(exc, requests.exceptions.SSLError):
             return SupersetTLSError(
                 f"The TLS connection to {self.url} failed: {_transport_cause(exc)}. "
@@ -710,14 +680,10 @@ class SupersetClient:
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             cause = f"no connection within {connect_timeout:g} s"
         elif isinstance(exc, requests.exceptions.ReadTimeout):
-            cause = (
-                f"no answer to {method} {_path_only(path)} within {read_timeout:g} s"
-            )
+            cause = f"no answer to {method} {_path_only(path)} within {read_timeout:g} s"
         else:
             cause = _transport_cause(exc)
-        return SupersetUnreachable(
-            f"Superset at {self.url} is unreachable: {cause}.", url=self.url
-        )
+        return SupersetUnreachable(f"Superset at {self.url} is unreachable: {cause}.", url=self.url)
 
     def _error(
         self, response: requests.Response, action: str, secrets: Iterable[str] = ()
@@ -890,9 +856,7 @@ def _open_bundle(bundle: BundleSource) -> Iterator[tuple[IO[bytes], str]]:
             yield fileobj, _safe_filename(filename)
     else:
         if not bundle.seekable():
-            raise ValueError(
-                "The bundle must be a seekable binary file (a retry sends it again)."
-            )
+            raise ValueError("The bundle must be a seekable binary file (a retry sends it again).")
         yield (
             bundle,
             _safe_filename(os.path.basename(str(getattr(bundle, "name", "") or ""))),
@@ -954,9 +918,7 @@ class _MultipartBody:
             remaining -= len(chunk)
             if remaining <= 0 or not chunk:
                 if remaining > 0:
-                    raise SupersetError(
-                        "The bundle file got shorter while it was being uploaded."
-                    )
+                    raise SupersetError("The bundle file got shorter while it was being uploaded.")
                 self._parts.pop(0)
             else:
                 self._parts[0] = (part, remaining)

@@ -145,11 +145,7 @@ def parse_error_body(text: str | None) -> tuple[str | None, str | None, dict[str
     errors = data.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
-        messages = [
-            str(e["message"])
-            for e in errors
-            if isinstance(e, dict) and e.get("message")
-        ]
+        messages = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
         extra = first.get("extra")
         error_type = first.get("error_type")
         return (

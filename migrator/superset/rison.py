@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-RisonValue = (
-    None | bool | int | str | Sequence["RisonValue"] | Mapping[str, "RisonValue"]
-)
+RisonValue = None | bool | int | str | Sequence["RisonValue"] | Mapping[str, "RisonValue"]
 
 # Stricter than Rison's own id rule on purpose: Superset parses ``q`` with ``prison``,
 # whose id characters differ from the reference ones, and a bare value starting with a
@@ -34,11 +32,7 @@ def dumps(value: RisonValue) -> str:
     if isinstance(value, str):
         return quote(value)
     if isinstance(value, Mapping):
-        return (
-            "("
-            + ",".join(f"{quote(str(k))}:{dumps(v)}" for k, v in value.items())
-            + ")"
-        )
+        return "(" + ",".join(f"{quote(str(k))}:{dumps(v)}" for k, v in value.items()) + ")"
     if isinstance(value, Sequence):
         return "!(" + ",".join(dumps(item) for item in value) + ")"
     raise TypeError(f"Cannot encode {type(value).__name__} as Rison")

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Record real Superset 6.1.0 responses into tests/fixtures/superset/*.json.
 
-Runs against the TARGET test server started by scripts/superset/up.sh (default
-http://127.0.0.1:8189) and **empties it first and last** (all dashboards, charts,
-datasets, databases): the recorded counts and ids are then reproducible, and the target
-is left clean for end-to-end tests. Also runs scripts/superset/pg_auth.sh (role
-``mig_secure`` / ``mig_secret`` on ``mig_public`` with a real password check).
+By default it starts its own throw-away instance "recorder" (fresh state in
+$SUPERSET_HOME/recorder, port $SUPERSET_RECORDER_PORT or 8190) with up.sh, so counts and
+ids are reproducible and the shared source/target servers are not touched, and stops it
+at the end (``--keep`` leaves it running). ``--url URL --wipe`` records against an existing
+server instead and EMPTIES it first (all dashboards, charts, datasets, databases).
+Also runs scripts/superset/pg_auth.sh (role ``mig_secure`` / ``mig_secret`` on
+``mig_public`` with a real password check) and seed.py's PostgreSQL part.
 
 Fixture format (one case per file):
     {"request": {"method", "path", "headers_sent", "body_sent"},
@@ -15,8 +17,8 @@ Fixture format (one case per file):
 Tokens are replaced by placeholders: <access_token>, <refresh_token>, <csrf_token>,
 <session>, <expired_access_token>, <boundary>.
 
-Usage: .venv/bin/python scripts/superset/record_fixtures.py [--url URL]
-           [--secret-key-file $SUPERSET_HOME/target/secret_key] [--out tests/fixtures/superset]
+Usage: .venv/bin/python scripts/superset/record_fixtures.py [--keep]
+           [--url URL --wipe [--secret-key-file FILE]] [--out tests/fixtures/superset]
 Needs only ``requests``.
 """
 
@@ -168,20 +170,49 @@ class Recorder:
 def main(argv: list[str] | None = None) -> int:
     home = Path(os.environ.get("SUPERSET_HOME", REPO / ".superset"))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('SUPERSET_TARGET_PORT', '8189')}")
-    ap.add_argument("--secret-key-file", default=str(home / "target" / "secret_key"))
+    ap.add_argument("--url", help="record against this existing server (needs --wipe)")
+    ap.add_argument("--wipe", action="store_true", help="empty the --url server first")
+    ap.add_argument("--secret-key-file", help="its SECRET_KEY (default: the instance's)")
+    ap.add_argument("--keep", action="store_true", help="leave the recorder instance running")
     ap.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "superset"))
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    secret_key = Path(args.secret_key_file).read_text().strip()
 
     subprocess.run(["bash", str(HERE / "pg_auth.sh"), "mig_secure", "mig_secret", "mig_public"],
                    check=True)
     seed.ensure_postgres()  # public.sales in mig_public (the datasets' table)
 
+    own = not args.url
+    if own:
+        port = os.environ.get("SUPERSET_RECORDER_PORT", "8190")
+        args.url = f"http://127.0.0.1:{port}"
+        subprocess.run(["bash", str(HERE / "down.sh"), "recorder"], check=True)
+        subprocess.run(["rm", "-rf", str(home / "recorder")], check=True)
+        subprocess.run(["bash", str(HERE / "up.sh"), f"recorder:{port}"], check=True)
+        key_file = args.secret_key_file or str(home / "recorder" / "secret_key")
+    else:
+        if not args.wipe:
+            ap.error("--url needs --wipe: the server is emptied before recording")
+        key_file = args.secret_key_file or str(home / "target" / "secret_key")
+    secret_key = Path(key_file).read_text().strip()
+    try:
+        return record(args.url, out, secret_key, wipe=not own)
+    finally:
+        if own and not args.keep:
+            subprocess.run(["bash", str(HERE / "down.sh"), "recorder"], check=False)
+
+
+def record(url: str, out: Path, secret_key: str, wipe: bool) -> int:
+    class _A:  # keeps the body below readable
+        pass
+
+    args = _A()
+    args.url = url
     admin = SupersetAdmin(args.url)
-    print(f"record_fixtures: emptying {args.url}: {admin.delete_everything()}", file=sys.stderr)
+    if wipe:
+        print(f"record_fixtures: emptying {args.url}: {admin.delete_everything()}",
+              file=sys.stderr)
 
     rec = Recorder(args.url, out)
     aj = {"Accept": JSON}
@@ -232,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
         body = r.json()
         assert body["count"] == 105 and len(body["result"]) == rows, (body["count"], rows)
         rec.save()
-    print(f"record_fixtures: emptying again: {admin.delete_everything()}", file=sys.stderr)
 
     # --- import
     def form(bundle: bytes, passwords: dict | None = None, overwrite: str | None = None):
@@ -280,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
              expect=400)
     rec.save()
 
-    print(f"record_fixtures: emptying again: {admin.delete_everything()}", file=sys.stderr)
+    if wipe:
+        print(f"record_fixtures: emptying again: {admin.delete_everything()}", file=sys.stderr)
     print(json.dumps({"url": args.url, "out": str(out), "fixtures": rec.written}, indent=2))
     return 0
 

@@ -11,6 +11,9 @@
 # instance already answers GET /health with OK. Waits until both are healthy
 # (SUPERSET_START_TIMEOUT, default 300 s) and prints the log tail on failure.
 # Runs install.sh first (fast no-op when installed). Stop with down.sh.
+#
+# Usage: up.sh [NAME:PORT ...]   (default: source:8188 target:8189; e.g. `up.sh recorder:8190`
+#        starts one more, independent instance, as record_fixtures.py does)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -163,18 +166,32 @@ wait_healthy() {  # name port deadline
     log "$name: healthy at http://127.0.0.1:$port"
 }
 
+# Instances: NAME:PORT arguments, default "source:$SOURCE_PORT target:$TARGET_PORT".
+specs=("$@")
+(( ${#specs[@]} )) || specs=("source:$SOURCE_PORT" "target:$TARGET_PORT")
+names=() ports=()
+for spec in "${specs[@]}"; do
+    if [[ ! "$spec" =~ ^([a-z][a-z0-9_-]*):([0-9]+)$ ]]; then
+        log "ERROR: bad instance '$spec' (want NAME:PORT, e.g. source:8188)"; exit 2
+    fi
+    names+=("${BASH_REMATCH[1]}"); ports+=("${BASH_REMATCH[2]}")
+done
+
 t0=$(date +%s)
-deadline=$(( t0 + TIMEOUT ))
-start_instance source "$SOURCE_PORT" & p1=$!
-start_instance target "$TARGET_PORT" & p2=$!
 rc=0
-wait "$p1" || rc=1
-wait "$p2" || rc=1
+pids=()
+for i in "${!names[@]}"; do
+    start_instance "${names[$i]}" "${ports[$i]}" & pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
 (( rc == 0 )) || { log "ERROR: set-up failed"; exit 1; }
 deadline=$(( $(date +%s) + TIMEOUT ))
-wait_healthy source "$SOURCE_PORT" "$deadline" & p1=$!
-wait_healthy target "$TARGET_PORT" "$deadline" & p2=$!
-wait "$p1" || rc=1
-wait "$p2" || rc=1
+pids=()
+for i in "${!names[@]}"; do
+    wait_healthy "${names[$i]}" "${ports[$i]}" "$deadline" & pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
 (( rc == 0 )) || exit 1
-log "both up in $(( $(date +%s) - t0 )) s: source http://127.0.0.1:$SOURCE_PORT target http://127.0.0.1:$TARGET_PORT"
+summary=""
+for i in "${!names[@]}"; do summary+=" ${names[$i]} http://127.0.0.1:${ports[$i]}"; done
+log "up in $(( $(date +%s) - t0 )) s:$summary"

@@ -39,17 +39,12 @@ class FakeSuperset:
         path: str,
         *,
         status: int = 200,
-        body: str | dict[str, Any] | bytes = "",
+        body: str | dict[str, Any] | bytes | Exception = "",
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
-        fixture: str | None = None,
     ) -> None:
-        """Register one answer: the recorded one if present, else the given one."""
-        saved = self.recorded(fixture) if fixture else None
-        if saved is not None:
-            status, body = saved["status"], saved["body"]
-            saved_headers = {k.lower(): v for k, v in saved.get("headers", {}).items()}
-            content_type = saved_headers.get("content-type", content_type)
+        """Register one answer (bodies copied from SUPERSET_API.md); an exception is raised
+        by the transport instead."""
         if isinstance(body, dict):
             body = json.dumps(body)
         self.rsps.add(
@@ -60,6 +55,30 @@ class FakeSuperset:
             content_type=content_type,
             headers=headers or {},
         )
+
+    def replay(self, name: str) -> dict[str, Any]:
+        """Answer the recorded request of fixture ``name`` with its recorded answer.
+
+        Skips the test when the fixture has not been recorded.
+        """
+        saved = self.recorded(name)
+        if saved is None:
+            pytest.skip(f"tests/fixtures/superset/{name}.json is not recorded")
+        headers: dict[str, str] = {}
+        if "Location" in saved["headers"]:
+            headers["Location"] = saved["headers"]["Location"]
+        if "Set-Cookie" in saved["headers"]:
+            # Only the cookie's name is recorded.
+            headers["Set-Cookie"] = f"{saved['headers']['Set-Cookie']}=<session>; HttpOnly; Path=/"
+        self.rsps.add(
+            saved["request"]["method"],
+            self.url + saved["request"]["path"].split("?")[0],
+            body=saved["body"],
+            status=saved["status"],
+            content_type=saved["headers"].get("Content-Type", "text/plain"),
+            headers=headers,
+        )
+        return saved
 
     def login(self, access: str = "access-1", refresh: str = "refresh-1") -> None:
         self.answer(
@@ -91,6 +110,20 @@ def client(fake: FakeSuperset) -> Iterator[SupersetClient]:
     superset = SupersetClient(fake.url, "admin", fake.password, retries=2, backoff=0)
     yield superset
     superset.close()
+
+
+@pytest.fixture
+def sent(client: SupersetClient) -> list[dict[str, Any]]:
+    """Every ``session.request`` call of ``client``: method, url and keyword arguments."""
+    calls: list[dict[str, Any]] = []
+    real = client.session.request
+
+    def request(method: str, url: str, **kwargs: Any) -> Any:
+        calls.append({"method": method, "url": url, **kwargs})
+        return real(method, url, **kwargs)
+
+    client.session.request = request  # type: ignore[method-assign]
+    return calls
 
 
 DATABASE_YAML = """\

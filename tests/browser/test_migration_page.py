@@ -1,0 +1,212 @@
+"""The migration page as a user sees it: start a migration, follow it live, browse history."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.appserver import USER
+from tests.browser.helpers import DASHBOARD_TITLE, BrowserApp, login
+from tests.e2e.superset_servers import SupersetAdmin
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "docs" / "screenshot-migration.png"
+LIFECYCLE = ["PENDING", "RUNNING", "SUCCESS"]
+FINAL = re.compile(r"^(SUCCESS|FAILED|CANCELLED)$")
+MISSING_DASHBOARD = 987654321
+
+# Records, per row that was not on the page when installed, the data-status values
+# the row went through (consecutive duplicates dropped), and marks the window so a
+# reload would show (window.__marker disappears).
+WATCH_ROWS = """() => {
+  window.__marker = 1;
+  const known = new Set([...document.querySelectorAll('#task-rows tr.task-row')].map(r => r.id));
+  window.__seen = {};
+  const record = () => {
+    document.querySelectorAll('#task-rows tr.task-row').forEach(r => {
+      if (known.has(r.id)) return;
+      const list = (window.__seen[r.id] = window.__seen[r.id] || []);
+      const status = r.getAttribute('data-status');
+      if (list[list.length - 1] !== status) list.push(status);
+    });
+  };
+  new MutationObserver(record).observe(document.body, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'],
+  });
+}"""
+
+# A WebSocket that never connects, like one a proxy refuses: error, then an abnormal close.
+BLOCK_WEBSOCKET = """(() => {
+  window.__wsAttempts = 0;
+  class BlockedWebSocket extends EventTarget {
+    constructor(url) {
+      super();
+      window.__wsAttempts += 1;
+      this.url = String(url);
+      this.readyState = 0;
+      this.binaryType = 'blob';
+      setTimeout(() => {
+        this.readyState = 3;
+        const error = new Event('error');
+        if (this.onerror) this.onerror(error);
+        this.dispatchEvent(error);
+        const close = new CloseEvent('close', {code: 1006, reason: 'blocked', wasClean: false});
+        if (this.onclose) this.onclose(close);
+        this.dispatchEvent(close);
+      }, 20);
+    }
+    send() { throw new Error('not connected'); }
+    close() { this.readyState = 3; }
+  }
+  Object.assign(BlockedWebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  Object.assign(BlockedWebSocket.prototype, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  window.WebSocket = BlockedWebSocket;
+})();"""
+
+
+def expect_live(page: Page) -> None:
+    expect(page.locator("[data-live-state]")).to_have_text("live", timeout=10_000)
+
+
+def task_rows(page: Page):
+    return page.locator("#task-rows tr.task-row")
+
+
+def assert_lifecycle_order(seen: list[str]) -> None:
+    assert seen, "the row's status was never observed"
+    assert all(s in LIFECYCLE for s in seen), f"unexpected statuses: {seen}"
+    positions = [LIFECYCLE.index(s) for s in seen]
+    assert positions == sorted(set(positions)), f"statuses out of order: {seen}"
+
+
+def test_it_runs_a_migration_live(page: Page, browser_app: BrowserApp) -> None:
+    target = SupersetAdmin(browser_app.superset["target"])
+    for dashboard in target.dashboards_by_title(DASHBOARD_TITLE):
+        target.delete_dashboard(dashboard["id"])
+
+    login(page)
+    expect_live(page)
+
+    page.get_by_label("Source", exact=True).select_option(label="source")
+    page.get_by_label("Target", exact=True).select_option(label="target")
+    picker = page.locator("#dashboard-picker")
+    dashboard = picker.get_by_role("checkbox", name=re.compile(rf"^{DASHBOARD_TITLE} /"))
+    expect(dashboard).to_be_visible(timeout=30_000)
+    dashboard.check()
+    page.get_by_role("checkbox", name="Overwrite existing dashboards on the target").check()
+
+    page.evaluate(WATCH_ROWS)
+    page.get_by_role("button", name="Start migration").click()
+
+    started = page.get_by_text(re.compile(r"Migration task #\d+ started"))
+    expect(started).to_be_visible()
+    task_id = int(re.search(r"#(\d+)", started.inner_text()).group(1))
+
+    row = page.locator(f"tr#task-{task_id}")
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("source → target")
+    expect(row).to_contain_text(DASHBOARD_TITLE)
+    expect(row).to_have_attribute("data-status", "SUCCESS", timeout=60_000)
+    expect(page.locator(f"#task-{task_id}-status")).to_have_text("Succeeded")
+
+    seen = page.evaluate(f"window.__seen['task-{task_id}']")
+    assert_lifecycle_order(seen)
+    assert "RUNNING" in seen, f"the running state was never shown: {seen}"
+    assert seen[-1] == "SUCCESS"
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+    expect(page.locator("[data-live-state]")).to_have_text("live")
+
+    assert target.dashboards_by_title(DASHBOARD_TITLE), "the dashboard is not on the target"
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_it_shows_a_task_started_elsewhere(new_context, browser_app: BrowserApp) -> None:
+    pages = []
+    for credentials in (None, USER):
+        page = new_context().new_page()
+        login(page) if credentials is None else login(page, credentials)
+        expect_live(page)
+        page.evaluate(WATCH_ROWS)
+        pages.append(page)
+
+    task = browser_app.start_migration([browser_app.dashboard_id])
+
+    for page in pages:
+        row = page.locator(f"tr#task-{task['id']}")
+        expect(row).to_be_visible()
+    for page in pages:
+        row = page.locator(f"tr#task-{task['id']}")
+        expect(row).to_have_attribute("data-status", "SUCCESS", timeout=60_000)
+        expect(page.locator(f"#task-{task['id']}-status")).to_have_text("Succeeded")
+        assert_lifecycle_order(page.evaluate(f"window.__seen['task-{task['id']}']"))
+        assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+
+
+def test_it_filters_and_loads_more(page: Page, browser_app: BrowserApp) -> None:
+    api = browser_app.api
+    created = [browser_app.start_migration([MISSING_DASHBOARD])["id"] for _ in range(12)]
+    for task_id in created:
+        api.wait_for_status(task_id, {"SUCCESS", "FAILED", "CANCELLED"}, timeout=60)
+    total = api.get("/api/tasks", params={"limit": 1}).json()["total"]
+    failed = api.get("/api/tasks", params={"limit": 1, "status": "FAILED"}).json()["total"]
+    assert total > 10 and failed >= 12
+
+    login(page)
+    expect_live(page)
+    page.evaluate("window.__marker = 1")
+    expect(task_rows(page)).to_have_count(10)
+    expect(task_rows(page).first).to_have_id(f"task-{created[-1]}")
+
+    load_more = page.locator("#load-more").get_by_role("link", name="Load more")
+    expect(load_more).to_be_visible()
+    load_more.click()
+    expect(task_rows(page)).to_have_count(min(total, 20))
+    if total <= 20:
+        expect(page.locator("#load-more")).to_have_count(0)
+    ids = [int(i) for i in task_rows(page).evaluate_all("rows => rows.map(r => r.dataset.taskId)")]
+    assert ids == sorted(ids, reverse=True), f"rows not newest first: {ids}"
+    assert len(set(ids)) == len(ids), f"a row is shown twice: {ids}"
+
+    page.locator("#status-filter").select_option("FAILED")
+    expect(page.locator("#task-rows tr.task-row:not([data-status=FAILED])")).to_have_count(0)
+    expect(task_rows(page)).to_have_count(min(failed, 10))
+    expect(page.locator("#task-rows tr.task-row .badge").first).to_have_text("Failed")
+    expect(page.locator("#status-filter")).to_have_value("FAILED")
+    expect_live(page)
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+
+
+def test_it_falls_back_to_polling_without_websocket(new_context, browser_app: BrowserApp) -> None:
+    context = new_context()
+    context.add_init_script(BLOCK_WEBSOCKET)
+    page = context.new_page()
+    real_sockets = []
+    page.on("websocket", real_sockets.append)
+
+    login(page)
+    expect(page.locator("[data-live-state]")).to_have_text(re.compile(r"offline.*refreshing"))
+    page.evaluate("window.__marker = 1")
+
+    t0 = time.monotonic()
+    task = browser_app.start_migration([browser_app.dashboard_id])
+    row = page.locator(f"tr#task-{task['id']}")
+    expect(row).to_be_visible(timeout=15_000)
+    expect(row).to_have_attribute(
+        "data-status", FINAL, timeout=max(1, 20_000 - int((time.monotonic() - t0) * 1000))
+    )
+    expect(row).to_have_attribute("data-status", "SUCCESS")
+    elapsed = time.monotonic() - t0
+    print(f"\n[browser] polling fallback showed the final status after {elapsed:.1f} s")
+
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+    assert page.evaluate("window.__wsAttempts") >= 1, "the page never tried its WebSocket"
+    assert real_sockets == [], "a real WebSocket was opened"
+    expect(page.locator("[data-live-state]")).to_have_text(re.compile(r"offline.*refreshing"))

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+
+# Tests drive workers themselves; importing the ASGI app must not start any.
+os.environ.setdefault("TASKS_EMBEDDED_WORKERS", "0")
+
+import pytest
+from django.contrib.auth.models import User
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings, tmp_path):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "files")},
+        },
+    }
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+# Personas shared by the tests: the task owner, another user, staff.
+@pytest.fixture
+def owner(db) -> User:
+    return User.objects.create_user("owner", password="pw-owner-123")
+
+
+@pytest.fixture
+def other_user(db) -> User:
+    return User.objects.create_user("other", password="pw-other-123")
+
+
+@pytest.fixture
+def staff(db) -> User:
+    return User.objects.create_user(
+        "staff", password="pw-staff-123", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def other_client(client, other_user):
+    client.force_login(other_user)
+    return client
