@@ -314,8 +314,8 @@ class SupersetClient:
             if response.status_code == 404:
                 message, _, _ = parse_error_body(response.text)
                 raise SupersetAPIError(
-                    f"Dashboard(s) {names} not found on the source Superset: the export answered 404"
-                    f" ({message or 'Not found'}). Some of them may have been deleted.",
+                    f"Dashboard(s) {names}: at least one was not found on the source Superset"
+                    f" (the export answered 404: {message or 'Not found'}); it may have been deleted.",
                     status=404,
                     body=response.text,
                     url=response.url,

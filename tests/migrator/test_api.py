@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+from django_tasks_db.models import DBTaskResult
+
+from migrator.models import Environment
+from tasks_app.models import Task
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def envs():
+    return [
+        Environment.objects.create(name=n, url=f"http://{n}.example", username="u", password="p")
+        for n in ("dev", "prod")
+    ]
+
+
+def test_environments_are_listed_without_passwords(owner_client, envs):
+    body = owner_client.get("/api/environments").json()
+    assert [e["name"] for e in body] == ["dev", "prod"]
+    assert all(set(e) == {"id", "name", "url", "username", "provider"} for e in body)
+
+
+def test_it_registers_an_environment(owner_client):
+    answer = owner_client.post(
+        "/api/environments",
+        {"name": "stage", "url": "https://stage.example/", "username": "svc", "password": "pw", "provider": "ldap"},
+        content_type="application/json",
+    )
+    assert answer.status_code == 201
+    assert answer.json()["url"] == "https://stage.example"
+    assert "password" not in answer.json()
+    assert Environment.objects.get(name="stage").password == "pw"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "url": "ftp://x", "username": "u", "password": "p"}, "url"),
+        ({"name": "x", "url": "http://x", "username": "u", "password": "p", "provider": "oauth"}, "provider"),
+        ({"name": "dev", "url": "http://x", "username": "u", "password": "p"}, "name"),
+        ({"name": "x", "url": "http://x", "username": "u"}, "password"),
+        ({"name": "x" * 101, "url": "http://x", "username": "u", "password": "p"}, "name"),
+    ],
+)
+def test_bad_environments_get_400_naming_the_field(owner_client, envs, body, field):
+    answer = owner_client.post("/api/environments", body, content_type="application/json")
+    assert answer.status_code == 400
+    assert field in answer.json()["errors"]
+
+
+def test_it_starts_a_migration_and_returns_at_once(owner_client, owner, envs):
+    answer = owner_client.post(
+        "/api/migrations",
+        {"source": "dev", "target": envs[1].pk, "dashboards": [3, 4], "overwrite": True},
+        content_type="application/json",
+    )
+    assert answer.status_code == 201
+    task = Task.objects.get(pk=answer.json()["id"])
+    assert (task.status, task.owner, task.kind) == ("PENDING", owner, "migration")
+    assert task.params["source"] == {"id": envs[0].pk, "name": "dev", "url": "http://dev.example"}
+    assert task.params["dashboards"] == [{"id": 3, "title": ""}, {"id": 4, "title": ""}]
+    assert task.params["overwrite"] is True
+    assert DBTaskResult.objects.count() == 1
+    assert answer.json()["status"] == "PENDING"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"source": "dev", "target": "dev", "dashboards": [1]}, "target"),
+        ({"source": "nope", "target": "prod", "dashboards": [1]}, "source"),
+        ({"source": "dev", "target": "prod", "dashboards": []}, "dashboards"),
+        ({"source": "dev", "target": "prod", "dashboards": ["x"]}, "dashboards.0"),
+        ({"source": "dev", "target": "prod", "dashboards": [-1]}, "dashboards"),
+        ({"source": "dev", "dashboards": [1]}, "target"),
+    ],
+)
+def test_bad_migrations_get_400_naming_the_field(owner_client, envs, body, field):
+    answer = owner_client.post("/api/migrations", body, content_type="application/json")
+    assert answer.status_code == 400, answer.content
+    assert field in answer.json()["errors"]
+    assert not Task.objects.exists()
+
+
+def test_malformed_json_is_a_400(owner_client):
+    answer = owner_client.post("/api/migrations", "{nope", content_type="application/json")
+    assert answer.status_code == 400
+
+
+def test_unknown_environment_ids_are_404(owner_client):
+    assert owner_client.get("/api/environments/999/dashboards").status_code == 404
+    assert owner_client.post("/api/environments/999/test").status_code == 404
+
+
+def test_the_openapi_document_is_served(owner_client):
+    doc = owner_client.get("/api/openapi.json").json()
+    assert {"/api/tasks", "/api/tasks/{task_id}", "/api/migrations", "/api/environments"} <= set(doc["paths"])
