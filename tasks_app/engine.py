@@ -227,14 +227,16 @@ def reap_lost_tasks(timeout: float | None = None) -> list[int]:
     for task in Task.objects.stale(timeout):
         kind = _KINDS.get(task.kind)
         step = kind.step_named(task.step) if kind else None
+        # No step recorded yet: the worker died before doing anything.
+        safe = kind is not None and (not task.step or (step is not None and step.repeatable))
         log = TaskLog(task)
         try:
-            if step is not None and step.repeatable:
+            if safe:
                 with transaction.atomic():
                     task.requeue()
                     enqueue(task)
                 log.warning(
-                    f"Worker lost during step {step.name!r}; the step is safe to repeat, so the task was queued again.",
+                    f"Worker lost during step {task.step or 'start'!r}; it is safe to repeat, so the task was queued again.",
                     worker=task.worker_id,
                 )
             else:

@@ -61,6 +61,7 @@ class TaskWorker:
         """Reap lost tasks when due, then run every task that is ready."""
         from tasks_app.engine import reap_lost_tasks
 
+        _local.worker_id = self.worker_id
         now = time.monotonic()
         if now - self._last_reap >= settings.TASK_HEARTBEAT_INTERVAL:
             self._last_reap = now
@@ -71,7 +72,6 @@ class TaskWorker:
         self._db_worker.run()
 
     def run_forever(self) -> None:
-        _local.worker_id = self.worker_id
         logger.info("Worker %s started", self.worker_id)
         while not self.stopping.is_set():
             try:

@@ -96,7 +96,7 @@ def test_it_runs_a_migration_live(page: Page, browser_app: BrowserApp) -> None:
     page.get_by_label("Source", exact=True).select_option(label="source")
     page.get_by_label("Target", exact=True).select_option(label="target")
     picker = page.locator("#dashboard-picker")
-    dashboard = picker.get_by_role("checkbox", name=re.compile(rf"^{DASHBOARD_TITLE} /"))
+    dashboard = picker.get_by_role("checkbox", name=re.compile(rf"^{DASHBOARD_TITLE} \W"))
     expect(dashboard).to_be_visible(timeout=30_000)
     dashboard.check()
     page.get_by_role("checkbox", name="Overwrite existing dashboards on the target").check()

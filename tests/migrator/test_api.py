@@ -26,7 +26,13 @@ def test_environments_are_listed_without_passwords(owner_client, envs):
 def test_it_registers_an_environment(owner_client):
     answer = owner_client.post(
         "/api/environments",
-        {"name": "stage", "url": "https://stage.example/", "username": "svc", "password": "pw", "provider": "ldap"},
+        {
+            "name": "stage",
+            "url": "https://stage.example/",
+            "username": "svc",
+            "password": "pw",
+            "provider": "ldap",
+        },
         content_type="application/json",
     )
     assert answer.status_code == 201
@@ -39,7 +45,10 @@ def test_it_registers_an_environment(owner_client):
     ("body", "field"),
     [
         ({"name": "x", "url": "ftp://x", "username": "u", "password": "p"}, "url"),
-        ({"name": "x", "url": "http://x", "username": "u", "password": "p", "provider": "oauth"}, "provider"),
+        (
+            {"name": "x", "url": "http://x", "username": "u", "password": "p", "provider": "oauth"},
+            "provider",
+        ),
         ({"name": "dev", "url": "http://x", "username": "u", "password": "p"}, "name"),
         ({"name": "x", "url": "http://x", "username": "u"}, "password"),
         ({"name": "x" * 101, "url": "http://x", "username": "u", "password": "p"}, "name"),
@@ -97,4 +106,6 @@ def test_unknown_environment_ids_are_404(owner_client):
 
 def test_the_openapi_document_is_served(owner_client):
     doc = owner_client.get("/api/openapi.json").json()
-    assert {"/api/tasks", "/api/tasks/{task_id}", "/api/migrations", "/api/environments"} <= set(doc["paths"])
+    assert {"/api/tasks", "/api/tasks/{task_id}", "/api/migrations", "/api/environments"} <= set(
+        doc["paths"]
+    )

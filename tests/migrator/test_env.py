@@ -38,7 +38,11 @@ def test_database_urls(tmp_path):
     assert sqlite["NAME"] == str(tmp_path / "db.sqlite3")
     pg = database_from_url("DATABASE_URL", "postgres://u:p%40ss@db.example:5433/migrator", tmp_path)
     assert (pg["NAME"], pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"]) == (
-        "migrator", "u", "p@ss", "db.example", "5433"
+        "migrator",
+        "u",
+        "p@ss",
+        "db.example",
+        "5433",
     )
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
         database_from_url("DATABASE_URL", "mysql://x/y", tmp_path)

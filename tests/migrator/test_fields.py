@@ -27,7 +27,9 @@ def test_it_stores_the_password_encrypted(settings):
     env = _env()
     raw = _stored_password(env)
     assert "S3cret-pass" not in raw
-    assert Fernet(settings.FIELD_ENCRYPTION_KEYS[0].encode()).decrypt(raw.encode()) == b"S3cret-pass"
+    assert (
+        Fernet(settings.FIELD_ENCRYPTION_KEYS[0].encode()).decrypt(raw.encode()) == b"S3cret-pass"
+    )
     assert Environment.objects.get(pk=env.pk).password == "S3cret-pass"
 
 

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def envs():
     return [
-        Environment.objects.create(name=n, url=f"http://{n}.example", username="u", password="hunter2-secret")
+        Environment.objects.create(
+            name=n, url=f"http://{n}.example", username="u", password="hunter2-secret"
+        )
         for n in ("dev", "prod")
     ]
 
@@ -29,7 +31,14 @@ def test_without_environments_it_says_what_to_do(owner_client):
 def test_starting_from_the_form_creates_a_task(owner_client, envs):
     response = owner_client.post(
         "/migrations/start/",
-        {"source": envs[0].pk, "target": envs[1].pk, "dashboards": ["5"], "title_5": "Sales", "title_6": "Other", "overwrite": "on"},
+        {
+            "source": envs[0].pk,
+            "target": envs[1].pk,
+            "dashboards": ["5"],
+            "title_5": "Sales",
+            "title_6": "Other",
+            "overwrite": "on",
+        },
     )
     assert response.status_code == 302
     task = Task.objects.get()
@@ -66,7 +75,13 @@ def test_the_environment_form_never_shows_the_password(owner_client, envs):
 def test_editing_without_a_password_keeps_it(owner_client, envs):
     response = owner_client.post(
         f"/environments/{envs[0].pk}/",
-        {"name": "dev2", "url": "http://dev.example", "username": "u", "provider": "db", "verify_tls": "on"},
+        {
+            "name": "dev2",
+            "url": "http://dev.example",
+            "username": "u",
+            "provider": "db",
+            "verify_tls": "on",
+        },
     )
     assert response.status_code == 302
     env = Environment.objects.get(pk=envs[0].pk)
@@ -75,7 +90,8 @@ def test_editing_without_a_password_keeps_it(owner_client, envs):
 
 def test_a_new_environment_needs_a_password(owner_client):
     response = owner_client.post(
-        "/environments/add/", {"name": "x", "url": "http://x.example", "username": "u", "provider": "db"}
+        "/environments/add/",
+        {"name": "x", "url": "http://x.example", "username": "u", "provider": "db"},
     )
     assert response.status_code == 200
     assert "Enter the Superset user" in response.content.decode()
@@ -83,12 +99,18 @@ def test_a_new_environment_needs_a_password(owner_client):
 
 
 def test_an_unreachable_environment_test_says_so(owner_client):
-    env = Environment.objects.create(name="off", url="http://127.0.0.1:9", username="u", password="p")
-    html = owner_client.post(f"/environments/{env.pk}/test/", HTTP_HX_REQUEST="true").content.decode()
+    env = Environment.objects.create(
+        name="off", url="http://127.0.0.1:9", username="u", password="p"
+    )
+    html = owner_client.post(
+        f"/environments/{env.pk}/test/", HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert 'data-reason="unreachable"' in html
 
 
 def test_the_picker_reports_an_unreachable_source(owner_client):
-    env = Environment.objects.create(name="off", url="http://127.0.0.1:9", username="u", password="p")
+    env = Environment.objects.create(
+        name="off", url="http://127.0.0.1:9", username="u", password="p"
+    )
     html = owner_client.get(f"/migrations/dashboards/?source={env.pk}").content.decode()
     assert "off:" in html and 'class="error"' in html
