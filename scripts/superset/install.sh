@@ -24,8 +24,17 @@ log() { echo "[superset install] $*" >&2; }
 hash_file() { sha256sum "$1" | cut -c1-16; }
 want="apache-superset[postgres]==$SUPERSET_VERSION constraints=$(hash_file "$CONSTRAINTS")"
 
-if [[ -f "$MARKER" && "$(cat "$MARKER")" == "$want" && -x "$VENV/bin/superset" ]]; then
+installed() { [[ -f "$MARKER" && "$(cat "$MARKER")" == "$want" && -x "$VENV/bin/superset" ]]; }
+if installed; then
     log "already installed: $want ($VENV)"
+    exit 0
+fi
+# Serialize concurrent installs (parallel test runners); re-check after waiting.
+mkdir -p "$SUPERSET_HOME"
+exec 8>"$SUPERSET_HOME/install.lock"
+flock -w 1200 8 || { log "ERROR: install.lock busy for 20 min"; exit 1; }
+if installed; then
+    log "already installed (by a concurrent run): $want ($VENV)"
     exit 0
 fi
 

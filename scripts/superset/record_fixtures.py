@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -51,58 +50,108 @@ MASKED_URI = "postgresql://mig_secure:XXXXXXXXXX@127.0.0.1:5432/mig_public"
 JSON = "application/json"
 
 # Fixed uuids of the recording bundles ("Sales" with one database, "Ops" with two).
-U = {k: f"7a1e0000-0000-4000-8000-00000000000{i}" for i, k in enumerate(
-    ["db_analytics", "db_warehouse", "ds_orders", "ds_stock", "ch_orders", "ch_stock",
-     "dash_sales", "dash_ops"], start=1)}
+U = {
+    k: f"7a1e0000-0000-4000-8000-00000000000{i}"
+    for i, k in enumerate(
+        [
+            "db_analytics",
+            "db_warehouse",
+            "ds_orders",
+            "ds_stock",
+            "ch_orders",
+            "ch_stock",
+            "dash_sales",
+            "dash_ops",
+        ],
+        start=1,
+    )
+}
 
 
 def sales_bundle() -> bytes:
-    return seed.zip_bundle({
-        "metadata.yaml": {"version": "1.0.0", "type": "Dashboard",
-                          "timestamp": "2025-01-01T00:00:00+00:00"},
-        "databases/analytics.yaml": seed.database_yaml("analytics", MASKED_URI, U["db_analytics"]),
-        "datasets/analytics/sales_1.yaml": seed.dataset_yaml(U["ds_orders"], U["db_analytics"]),
-        "charts/Orders_1.yaml": seed.chart_yaml("Orders", U["ch_orders"], U["ds_orders"]),
-        "dashboards/Sales_1.yaml": seed.dashboard_yaml("Sales", "sales", U["dash_sales"],
-                                                       [(U["ch_orders"], "Orders")]),
-    }, root="dashboard_export_20250101T000000")
+    return seed.zip_bundle(
+        {
+            "metadata.yaml": {
+                "version": "1.0.0",
+                "type": "Dashboard",
+                "timestamp": "2025-01-01T00:00:00+00:00",
+            },
+            "databases/analytics.yaml": seed.database_yaml(
+                "analytics", MASKED_URI, U["db_analytics"]
+            ),
+            "datasets/analytics/sales_1.yaml": seed.dataset_yaml(U["ds_orders"], U["db_analytics"]),
+            "charts/Orders_1.yaml": seed.chart_yaml("Orders", U["ch_orders"], U["ds_orders"]),
+            "dashboards/Sales_1.yaml": seed.dashboard_yaml(
+                "Sales", "sales", U["dash_sales"], [(U["ch_orders"], "Orders")]
+            ),
+        },
+        root="dashboard_export_20250101T000000",
+    )
 
 
 def ops_bundle() -> bytes:
-    return seed.zip_bundle({
-        "metadata.yaml": {"version": "1.0.0", "type": "Dashboard",
-                          "timestamp": "2025-01-01T00:00:00+00:00"},
-        "databases/analytics.yaml": seed.database_yaml("analytics", MASKED_URI, U["db_analytics"]),
-        "databases/warehouse.yaml": seed.database_yaml("warehouse", MASKED_URI, U["db_warehouse"]),
-        "datasets/analytics/sales_2.yaml": seed.dataset_yaml(U["ds_orders"], U["db_analytics"]),
-        "datasets/warehouse/sales_3.yaml": seed.dataset_yaml(U["ds_stock"], U["db_warehouse"]),
-        "charts/Orders_2.yaml": seed.chart_yaml("Orders", U["ch_orders"], U["ds_orders"]),
-        "charts/Stock_3.yaml": seed.chart_yaml("Stock", U["ch_stock"], U["ds_stock"]),
-        "dashboards/Ops_2.yaml": seed.dashboard_yaml(
-            "Ops", "ops", U["dash_ops"], [(U["ch_orders"], "Orders"), (U["ch_stock"], "Stock")]),
-    }, root="dashboard_export_20250101T000000")
+    return seed.zip_bundle(
+        {
+            "metadata.yaml": {
+                "version": "1.0.0",
+                "type": "Dashboard",
+                "timestamp": "2025-01-01T00:00:00+00:00",
+            },
+            "databases/analytics.yaml": seed.database_yaml(
+                "analytics", MASKED_URI, U["db_analytics"]
+            ),
+            "databases/warehouse.yaml": seed.database_yaml(
+                "warehouse", MASKED_URI, U["db_warehouse"]
+            ),
+            "datasets/analytics/sales_2.yaml": seed.dataset_yaml(U["ds_orders"], U["db_analytics"]),
+            "datasets/warehouse/sales_3.yaml": seed.dataset_yaml(U["ds_stock"], U["db_warehouse"]),
+            "charts/Orders_2.yaml": seed.chart_yaml("Orders", U["ch_orders"], U["ds_orders"]),
+            "charts/Stock_3.yaml": seed.chart_yaml("Stock", U["ch_stock"], U["ds_stock"]),
+            "dashboards/Ops_2.yaml": seed.dashboard_yaml(
+                "Ops", "ops", U["dash_ops"], [(U["ch_orders"], "Orders"), (U["ch_stock"], "Stock")]
+            ),
+        },
+        root="dashboard_export_20250101T000000",
+    )
 
 
 def bulk_bundle(n: int) -> bytes:
-    files: dict = {"metadata.yaml": {"version": "1.0.0", "type": "Dashboard",
-                                     "timestamp": "2025-01-01T00:00:00+00:00"}}
+    files: dict = {
+        "metadata.yaml": {
+            "version": "1.0.0",
+            "type": "Dashboard",
+            "timestamp": "2025-01-01T00:00:00+00:00",
+        }
+    }
     for i, b in enumerate(seed.bulk_dashboards(n), start=1):
         files[f"dashboards/{b['title'].replace(' ', '_')}_{i}.yaml"] = seed.dashboard_yaml(
-            b["title"], b["slug"], b["uuid"])
+            b["title"], b["slug"], b["uuid"]
+        )
     return seed.zip_bundle(files, root="bulk")
 
 
 def expired_jwt(secret_key: str, sub: str = "1") -> str:
     """An HS256 access token signed like flask-jwt-extended's, expired an hour ago."""
+
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
     now = int(time.time())
     header = {"alg": "HS256", "typ": "JWT"}
-    claims = {"fresh": True, "iat": now - 7200, "jti": "00000000-0000-4000-8000-000000000000",
-              "type": "access", "sub": sub, "nbf": now - 7200, "exp": now - 3600}
-    signing_input = (b64(json.dumps(header, separators=(",", ":")).encode()) + "." +
-                     b64(json.dumps(claims, separators=(",", ":")).encode()))
+    claims = {
+        "fresh": True,
+        "iat": now - 7200,
+        "jti": "00000000-0000-4000-8000-000000000000",
+        "type": "access",
+        "sub": sub,
+        "nbf": now - 7200,
+        "exp": now - 3600,
+    }
+    signing_input = (
+        b64(json.dumps(header, separators=(",", ":")).encode())
+        + "."
+        + b64(json.dumps(claims, separators=(",", ":")).encode())
+    )
     sig = hmac.new(secret_key.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(sig)}"
 
@@ -122,17 +171,30 @@ class Recorder:
             text = text.replace(value, placeholder)
         return text
 
-    def call(self, name: str, method: str, path: str, headers: dict[str, str], *,
-             expect: int, body_sent=None, **kw) -> requests.Response:
-        r = requests.request(method, self.url + path, headers=headers, allow_redirects=False,
-                             timeout=120, **kw)
+    def call(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        *,
+        expect: int,
+        body_sent=None,
+        **kw,
+    ) -> requests.Response:
+        r = requests.request(
+            method, self.url + path, headers=headers, allow_redirects=False, timeout=120, **kw
+        )
         sent = dict(r.request.headers)
         for k in ("User-Agent", "Accept-Encoding", "Connection", "Content-Length"):
             sent.pop(k, None)
         if "Content-Type" in sent and sent["Content-Type"].startswith("multipart/form-data"):
             sent["Content-Type"] = "multipart/form-data; boundary=<boundary>"
-        cookies = [c.split("=", 1)[0].strip()
-                   for c in r.raw.headers.getlist("Set-Cookie")] if r.raw else []
+        cookies = (
+            [c.split("=", 1)[0].strip() for c in r.raw.headers.getlist("Set-Cookie")]
+            if r.raw
+            else []
+        )
         resp_headers = {k: r.headers[k] for k in ("Content-Type", "Location") if k in r.headers}
         if cookies:
             resp_headers["Set-Cookie"] = ", ".join(cookies)
@@ -149,8 +211,9 @@ class Recorder:
         if body_sent is not None:
             fixture["request"]["body_sent"] = body_sent
         if r.status_code != expect:
-            raise SystemExit(f"record_fixtures: {name}: expected {expect}, got {r.status_code}: "
-                             f"{r.text[:1500]}")
+            raise SystemExit(
+                f"record_fixtures: {name}: expected {expect}, got {r.status_code}: {r.text[:1500]}"
+            )
         self.pending = (name, fixture)
         return r
 
@@ -160,9 +223,11 @@ class Recorder:
             self.secret(v, p)
         fixture["body"] = self.scrub(fixture["body"])
         fixture["request"]["headers_sent"] = {
-            k: self.scrub(v) for k, v in fixture["request"]["headers_sent"].items()}
-        (self.out / f"{name}.json").write_text(json.dumps(fixture, indent=2, ensure_ascii=False)
-                                               + "\n")
+            k: self.scrub(v) for k, v in fixture["request"]["headers_sent"].items()
+        }
+        (self.out / f"{name}.json").write_text(
+            json.dumps(fixture, indent=2, ensure_ascii=False) + "\n"
+        )
         self.written.append(name)
         print(f"  {name}: {fixture['status']}", file=sys.stderr)
 
@@ -179,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    subprocess.run(["bash", str(HERE / "pg_auth.sh"), "mig_secure", "mig_secret", "mig_public"],
-                   check=True)
+    subprocess.run(
+        ["bash", str(HERE / "pg_auth.sh"), "mig_secure", "mig_secret", "mig_public"], check=True
+    )
     seed.ensure_postgres()  # public.sales in mig_public (the datasets' table)
 
     own = not args.url
@@ -204,17 +270,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def record(url: str, out: Path, secret_key: str, wipe: bool) -> int:
-    class _A:  # keeps the body below readable
-        pass
-
-    args = _A()
-    args.url = url
-    admin = SupersetAdmin(args.url)
+    admin = SupersetAdmin(url)
     if wipe:
-        print(f"record_fixtures: emptying {args.url}: {admin.delete_everything()}",
-              file=sys.stderr)
+        print(f"record_fixtures: emptying {url}: {admin.delete_everything()}", file=sys.stderr)
 
-    rec = Recorder(args.url, out)
+    rec = Recorder(url, out)
     aj = {"Accept": JSON}
 
     # --- health, auth
@@ -222,18 +282,31 @@ def record(url: str, out: Path, secret_key: str, wipe: bool) -> int:
     rec.save()
 
     login = {"username": "admin", "password": "admin", "provider": "db", "refresh": True}
-    r = rec.call("login_ok", "POST", "/api/v1/security/login", aj, json=login,
-                 body_sent=login, expect=200)
+    r = rec.call(
+        "login_ok", "POST", "/api/v1/security/login", aj, json=login, body_sent=login, expect=200
+    )
     access, refresh = r.json()["access_token"], r.json()["refresh_token"]
     rec.save({access: "<access_token>", refresh: "<refresh_token>"})
 
     bad = dict(login, password="wrong-password")
-    rec.call("login_wrong_password", "POST", "/api/v1/security/login", aj, json=bad,
-             body_sent=bad, expect=401)
+    rec.call(
+        "login_wrong_password",
+        "POST",
+        "/api/v1/security/login",
+        aj,
+        json=bad,
+        body_sent=bad,
+        expect=401,
+    )
     rec.save()
 
-    r = rec.call("refresh_ok", "POST", "/api/v1/security/refresh",
-                 {**aj, "Authorization": f"Bearer {refresh}"}, expect=200)
+    r = rec.call(
+        "refresh_ok",
+        "POST",
+        "/api/v1/security/refresh",
+        {**aj, "Authorization": f"Bearer {refresh}"},
+        expect=200,
+    )
     rec.save({r.json()["access_token"]: "<new_access_token>"})
 
     bearer = {**aj, "Authorization": f"Bearer {access}"}
@@ -244,22 +317,38 @@ def record(url: str, out: Path, secret_key: str, wipe: bool) -> int:
 
     expired = expired_jwt(secret_key)
     rec.secret(expired, "<expired_access_token>")
-    rec.call("expired_token", "GET", "/api/v1/dashboard/?q=(page_size:1)",
-             {**aj, "Authorization": f"Bearer {expired}"}, expect=401)
+    rec.call(
+        "expired_token",
+        "GET",
+        "/api/v1/dashboard/?q=(page_size:1)",
+        {**aj, "Authorization": f"Bearer {expired}"},
+        expect=401,
+    )
     rec.save()
 
     # --- listing: exactly 105 dashboards ("Bulk 001".."Bulk 105")
-    r = requests.post(args.url + "/api/v1/dashboard/import/", headers=writes, timeout=300,
-                      files={"formData": ("bulk.zip", bulk_bundle(105), "application/zip")},
-                      data={"overwrite": "true"}, allow_redirects=False)
+    r = requests.post(
+        url + "/api/v1/dashboard/import/",
+        headers=writes,
+        timeout=300,
+        files={"formData": ("bulk.zip", bulk_bundle(105), "application/zip")},
+        data={"overwrite": "true"},
+        allow_redirects=False,
+    )
     if r.status_code != 200:
         raise SystemExit(f"record_fixtures: bulk import: {r.status_code} {r.text[:1000]}")
     for page, rows in ((0, 100), (1, 5)):
-        q = (f"(columns:!(id,uuid,dashboard_title,slug),order_column:dashboard_title,"
-             f"order_direction:asc,page:{page},page_size:100)")
-        r = rec.call(f"dashboard_list_page{page}", "GET",
-                     "/api/v1/dashboard/?q=" + requests.utils.quote(q, safe=""), bearer,
-                     expect=200)
+        q = (
+            f"(columns:!(id,uuid,dashboard_title,slug),order_column:dashboard_title,"
+            f"order_direction:asc,page:{page},page_size:100)"
+        )
+        r = rec.call(
+            f"dashboard_list_page{page}",
+            "GET",
+            "/api/v1/dashboard/?q=" + requests.utils.quote(q, safe=""),
+            bearer,
+            expect=200,
+        )
         body = r.json()
         assert body["count"] == 105 and len(body["result"]) == rows, (body["count"], rows)
         rec.save()
@@ -270,31 +359,57 @@ def record(url: str, out: Path, secret_key: str, wipe: bool) -> int:
         if overwrite is not None:
             data["overwrite"] = overwrite
         desc = {"formData": "<zip: dashboard bundle>", **data}
-        return {"files": {"formData": ("bundle.zip", bundle, "application/zip")},
-                "data": data, "body_sent": desc}
+        return {
+            "files": {"formData": ("bundle.zip", bundle, "application/zip")},
+            "data": data,
+            "body_sent": desc,
+        }
 
     imp = "/api/v1/dashboard/import/"
     rec.call("import_no_csrf", "POST", imp, bearer, expect=302, **form(sales_bundle()))
     rec.save()
-    rec.call("import_accept_any_500", "POST", imp, {**writes, "Accept": "*/*"}, expect=500,
-             **form(sales_bundle()))
+    rec.call(
+        "import_accept_any_500",
+        "POST",
+        imp,
+        {**writes, "Accept": "*/*"},
+        expect=500,
+        **form(sales_bundle()),
+    )
     rec.save()
-    rec.call("import_422_missing_password", "POST", imp, writes, expect=422,
-             **form(sales_bundle()))
+    rec.call("import_422_missing_password", "POST", imp, writes, expect=422, **form(sales_bundle()))
     rec.save()
-    rec.call("import_422_missing_two_passwords", "POST", imp, writes, expect=422,
-             **form(ops_bundle()))
+    rec.call(
+        "import_422_missing_two_passwords", "POST", imp, writes, expect=422, **form(ops_bundle())
+    )
     rec.save()
-    rec.call("import_ok", "POST", imp, writes, expect=200,
-             **form(sales_bundle(), {"databases/analytics.yaml": "mig_secret"}))
+    rec.call(
+        "import_ok",
+        "POST",
+        imp,
+        writes,
+        expect=200,
+        **form(sales_bundle(), {"databases/analytics.yaml": "mig_secret"}),
+    )
     rec.save()
-    rec.call("import_422_already_exists", "POST", imp, writes, expect=422,
-             **form(sales_bundle(), {"databases/analytics.yaml": "mig_secret"}))
+    rec.call(
+        "import_422_already_exists",
+        "POST",
+        imp,
+        writes,
+        expect=422,
+        **form(sales_bundle(), {"databases/analytics.yaml": "mig_secret"}),
+    )
     rec.save()
 
     # --- export
-    rec.call("export_404", "GET", "/api/v1/dashboard/export/?q=" +
-             requests.utils.quote("!(999999)", safe=""), bearer, expect=404)
+    rec.call(
+        "export_404",
+        "GET",
+        "/api/v1/dashboard/export/?q=" + requests.utils.quote("!(999999)", safe=""),
+        bearer,
+        expect=404,
+    )
     rec.save()
 
     # --- test_connection (pg_auth.sh makes PostgreSQL check mig_secure's password)
@@ -303,16 +418,22 @@ def record(url: str, out: Path, secret_key: str, wipe: bool) -> int:
     rec.call("test_connection_ok", "POST", tc, writes, json=ok, body_sent=ok, expect=200)
     rec.save()
     wrong = {"sqlalchemy_uri": SECURE_URI.replace("mig_secret", "wrong-password")}
-    rec.call("test_connection_wrong_password", "POST", tc, writes, json=wrong, body_sent=wrong,
-             expect=400)
+    rec.call(
+        "test_connection_wrong_password",
+        "POST",
+        tc,
+        writes,
+        json=wrong,
+        body_sent=wrong,
+        expect=400,
+    )
     rec.save()
-    rec.call("test_connection_no_csrf", "POST", tc, bearer, json=wrong, body_sent=wrong,
-             expect=400)
+    rec.call("test_connection_no_csrf", "POST", tc, bearer, json=wrong, body_sent=wrong, expect=400)
     rec.save()
 
     if wipe:
         print(f"record_fixtures: emptying again: {admin.delete_everything()}", file=sys.stderr)
-    print(json.dumps({"url": args.url, "out": str(out), "fixtures": rec.written}, indent=2))
+    print(json.dumps({"url": url, "out": str(out), "fixtures": rec.written}, indent=2))
     return 0
 
 

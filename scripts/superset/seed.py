@@ -30,8 +30,19 @@ import zipfile
 
 import requests
 
-PG = ["psql", "-h", os.environ.get("PGHOST", "127.0.0.1"), "-p", os.environ.get("PGPORT", "5432"),
-      "-U", os.environ.get("PGUSER", "postgres"), "-v", "ON_ERROR_STOP=1", "-q", "-At"]
+PG = [
+    "psql",
+    "-h",
+    os.environ.get("PGHOST", "127.0.0.1"),
+    "-p",
+    os.environ.get("PGPORT", "5432"),
+    "-U",
+    os.environ.get("PGUSER", "postgres"),
+    "-v",
+    "ON_ERROR_STOP=1",
+    "-q",
+    "-At",
+]
 
 DB_NAME = "mig_public"
 DB_ROLE = "mig_reader"
@@ -60,8 +71,9 @@ class SeedError(Exception):
 # --------------------------------------------------------------------------- PostgreSQL
 def psql(sql: str, db: str = "postgres") -> str:
     try:
-        proc = subprocess.run([*PG, "-d", db], input=sql, capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run(
+            [*PG, "-d", db], input=sql, capture_output=True, text=True, timeout=60
+        )
     except FileNotFoundError as exc:
         raise SeedError("psql not found (apt-get install postgresql-client)") from exc
     if proc.returncode != 0:
@@ -84,7 +96,8 @@ END $$;
             if "already exists" not in str(exc):
                 raise
     values = ",\n".join(f"({i}, '{r}', '{p}', {a}, DATE '{d}')" for i, r, p, a, d in SALES_ROWS)
-    psql(f"""
+    psql(
+        f"""
 BEGIN;
 CREATE TABLE IF NOT EXISTS public.sales (
     id integer PRIMARY KEY,
@@ -100,7 +113,9 @@ COMMIT;
 GRANT CONNECT ON DATABASE {DB_NAME} TO {DB_ROLE};
 GRANT USAGE ON SCHEMA public TO {DB_ROLE};
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO {DB_ROLE};
-""", db=DB_NAME)
+""",
+        db=DB_NAME,
+    )
 
 
 # --------------------------------------------------------------------------- bundle
@@ -127,13 +142,24 @@ def database_yaml(name: str = DB_NAME, uri: str = DB_URI, db_uuid: str = DATABAS
     }
 
 
-def dataset_yaml(ds_uuid: str = DATASET_UUID, db_uuid: str = DATABASE_UUID,
-                 table: str = "sales") -> dict:
+def dataset_yaml(
+    ds_uuid: str = DATASET_UUID, db_uuid: str = DATABASE_UUID, table: str = "sales"
+) -> dict:
     def col(name, typ, is_dttm=False):
-        return {"column_name": name, "verbose_name": None, "is_dttm": is_dttm,
-                "is_active": True, "type": typ, "advanced_data_type": None,
-                "groupby": True, "filterable": True, "expression": None,
-                "description": None, "python_date_format": None, "extra": {}}
+        return {
+            "column_name": name,
+            "verbose_name": None,
+            "is_dttm": is_dttm,
+            "is_active": True,
+            "type": typ,
+            "advanced_data_type": None,
+            "groupby": True,
+            "filterable": True,
+            "expression": None,
+            "description": None,
+            "python_date_format": None,
+            "extra": {},
+        }
 
     return {
         "table_name": table,
@@ -152,12 +178,26 @@ def dataset_yaml(ds_uuid: str = DATASET_UUID, db_uuid: str = DATABASE_UUID,
         "normalize_columns": False,
         "uuid": ds_uuid,
         "metrics": [
-            {"metric_name": "count", "verbose_name": "COUNT(*)", "metric_type": "count",
-             "expression": "COUNT(*)", "description": None, "d3format": None,
-             "extra": {}, "warning_text": None},
-            {"metric_name": "sum__amount", "verbose_name": "Total amount",
-             "metric_type": "sum", "expression": "SUM(amount)", "description": None,
-             "d3format": None, "extra": {}, "warning_text": None},
+            {
+                "metric_name": "count",
+                "verbose_name": "COUNT(*)",
+                "metric_type": "count",
+                "expression": "COUNT(*)",
+                "description": None,
+                "d3format": None,
+                "extra": {},
+                "warning_text": None,
+            },
+            {
+                "metric_name": "sum__amount",
+                "verbose_name": "Total amount",
+                "metric_type": "sum",
+                "expression": "SUM(amount)",
+                "description": None,
+                "d3format": None,
+                "extra": {},
+                "warning_text": None,
+            },
         ],
         "columns": [
             col("id", "INTEGER"),
@@ -171,8 +211,9 @@ def dataset_yaml(ds_uuid: str = DATASET_UUID, db_uuid: str = DATABASE_UUID,
     }
 
 
-def chart_yaml(name: str = "Sales by Region", chart_uuid: str = CHART_UUID,
-               ds_uuid: str = DATASET_UUID) -> dict:
+def chart_yaml(
+    name: str = "Sales by Region", chart_uuid: str = CHART_UUID, ds_uuid: str = DATASET_UUID
+) -> dict:
     return {
         "slice_name": name,
         "description": None,
@@ -197,8 +238,9 @@ def chart_yaml(name: str = "Sales by Region", chart_uuid: str = CHART_UUID,
     }
 
 
-def dashboard_yaml(title: str, slug: str, dash_uuid: str,
-                   charts: list[tuple[str, str]] = ()) -> dict:
+def dashboard_yaml(
+    title: str, slug: str, dash_uuid: str, charts: list[tuple[str, str]] = ()
+) -> dict:
     """charts: (chart uuid, slice name) pairs, one row each."""
     position: dict = {
         "DASHBOARD_VERSION_KEY": "v2",
@@ -210,14 +252,24 @@ def dashboard_yaml(title: str, slug: str, dash_uuid: str,
         row, chart = f"ROW-{n}", f"CHART-{n}"
         position["GRID_ID"]["children"].append(row)
         position[row] = {
-            "type": "ROW", "id": row, "children": [chart],
-            "parents": ["ROOT_ID", "GRID_ID"], "meta": {"background": "BACKGROUND_TRANSPARENT"},
+            "type": "ROW",
+            "id": row,
+            "children": [chart],
+            "parents": ["ROOT_ID", "GRID_ID"],
+            "meta": {"background": "BACKGROUND_TRANSPARENT"},
         }
         position[chart] = {
-            "type": "CHART", "id": chart, "children": [],
+            "type": "CHART",
+            "id": chart,
+            "children": [],
             "parents": ["ROOT_ID", "GRID_ID", row],
-            "meta": {"width": 6, "height": 50, "chartId": n, "sliceName": slice_name,
-                     "uuid": chart_uuid},
+            "meta": {
+                "width": 6,
+                "height": 50,
+                "chartId": n,
+                "sliceName": slice_name,
+                "uuid": chart_uuid,
+            },
         }
     return {
         "dashboard_title": title,
@@ -248,25 +300,37 @@ def bulk_dashboards(count: int) -> list[dict]:
     out = []
     for i in range(1, count + 1):
         title = f"Bulk {i:03d}"
-        out.append({"title": title, "slug": f"bulk-{i:03d}",
-                    "uuid": str(uuid.uuid5(BULK_NAMESPACE, title))})
+        out.append(
+            {
+                "title": title,
+                "slug": f"bulk-{i:03d}",
+                "uuid": str(uuid.uuid5(BULK_NAMESPACE, title)),
+            }
+        )
     return out
 
 
 def build_bundle(count: int = 0, root: str = "mig_seed_bundle") -> bytes:
     files = {
-        "metadata.yaml": _yaml({"version": "1.0.0", "type": "Dashboard",
-                                "timestamp": "2025-01-01T00:00:00+00:00"}),
+        "metadata.yaml": _yaml(
+            {"version": "1.0.0", "type": "Dashboard", "timestamp": "2025-01-01T00:00:00+00:00"}
+        ),
         f"databases/{DB_NAME}.yaml": _yaml(database_yaml()),
         f"datasets/{DB_NAME}/sales.yaml": _yaml(dataset_yaml()),
         "charts/Sales_by_Region_1.yaml": _yaml(chart_yaml()),
         "dashboards/Sales_Overview_1.yaml": _yaml(
-            dashboard_yaml("Sales Overview", "sales-overview", DASHBOARD_UUID,
-                           [(CHART_UUID, "Sales by Region")])),
+            dashboard_yaml(
+                "Sales Overview",
+                "sales-overview",
+                DASHBOARD_UUID,
+                [(CHART_UUID, "Sales by Region")],
+            )
+        ),
     }
     for n, b in enumerate(bulk_dashboards(count), start=2):
         files[f"dashboards/{b['title'].replace(' ', '_')}_{n}.yaml"] = _yaml(
-            dashboard_yaml(b["title"], b["slug"], b["uuid"]))
+            dashboard_yaml(b["title"], b["slug"], b["uuid"])
+        )
     return zip_bundle(files, root)
 
 
@@ -286,9 +350,11 @@ class Superset:
         self.s = requests.Session()
         self.s.headers["Accept"] = "application/json"
         self.timeout = timeout
-        r = self.s.post(f"{self.url}/api/v1/security/login", timeout=timeout,
-                        json={"username": user, "password": password, "provider": "db",
-                              "refresh": True})
+        r = self.s.post(
+            f"{self.url}/api/v1/security/login",
+            timeout=timeout,
+            json={"username": user, "password": password, "provider": "db", "refresh": True},
+        )
         self._check(r, "login")
         self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
         r = self.s.get(f"{self.url}/api/v1/security/csrf_token/", timeout=timeout)
@@ -298,23 +364,33 @@ class Superset:
     @staticmethod
     def _check(r: requests.Response, what: str) -> None:
         if r.status_code != 200:
-            raise SeedError(f"{what}: HTTP {r.status_code} "
-                            f"{r.headers.get('Location', '')} {r.text[:4000]}")
+            raise SeedError(
+                f"{what}: HTTP {r.status_code} {r.headers.get('Location', '')} {r.text[:4000]}"
+            )
 
     def import_dashboards(self, bundle: bytes) -> None:
         r = self.s.post(
             f"{self.url}/api/v1/dashboard/import/",
             files={"formData": ("bundle.zip", bundle, "application/zip")},
-            data={"overwrite": "true", "passwords": "{}", "ssh_tunnel_passwords": "{}",
-                  "ssh_tunnel_private_keys": "{}", "ssh_tunnel_private_key_passwords": "{}"},
-            allow_redirects=False, timeout=self.timeout * 3)
+            data={
+                "overwrite": "true",
+                "passwords": "{}",
+                "ssh_tunnel_passwords": "{}",
+                "ssh_tunnel_private_keys": "{}",
+                "ssh_tunnel_private_key_passwords": "{}",
+            },
+            allow_redirects=False,
+            timeout=self.timeout * 3,
+        )
         self._check(r, "dashboard import")
 
     def dashboards(self, rison_filters: str) -> list[dict]:
         rows, page = [], 0
         while True:
-            q = (f"(columns:!(id,uuid,dashboard_title,slug),filters:!({rison_filters}),"
-                 f"order_column:dashboard_title,order_direction:asc,page:{page},page_size:100)")
+            q = (
+                f"(columns:!(id,uuid,dashboard_title,slug),filters:!({rison_filters}),"
+                f"order_column:dashboard_title,order_direction:asc,page:{page},page_size:100)"
+            )
             r = self.s.get(f"{self.url}/api/v1/dashboard/", params={"q": q}, timeout=self.timeout)
             self._check(r, "dashboard list")
             body = r.json()
@@ -337,8 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=0, help="extra dashboards Bulk 001..Bulk N")
     ap.add_argument("--user", default="admin")
     ap.add_argument("--password", default="admin")
-    ap.add_argument("--skip-postgres", action="store_true",
-                    help="do not create the mig_public database (import works without it)")
+    ap.add_argument(
+        "--skip-postgres",
+        action="store_true",
+        help="do not create the mig_public database (import works without it)",
+    )
     ap.add_argument("--bundle-out", help="also write the bundle ZIP to this file")
     args = ap.parse_args(argv)
     try:
@@ -358,12 +437,18 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in rows if r["uuid"] in wanted]
         missing = wanted - {r["uuid"] for r in rows}
         if missing:
-            raise SeedError(f"import said OK but {len(missing)} dashboards are missing, "
-                            f"e.g. {sorted(missing)[:3]}")
+            raise SeedError(
+                f"import said OK but {len(missing)} dashboards are missing, "
+                f"e.g. {sorted(missing)[:3]}"
+            )
         out = {
             "url": args.url,
-            "database": {"id": api.database_id(), "uuid": DATABASE_UUID,
-                         "database_name": DB_NAME, "sqlalchemy_uri": DB_URI},
+            "database": {
+                "id": api.database_id(),
+                "uuid": DATABASE_UUID,
+                "database_name": DB_NAME,
+                "sqlalchemy_uri": DB_URI,
+            },
             "dataset_uuid": DATASET_UUID,
             "chart_uuid": CHART_UUID,
             "dashboards": rows,

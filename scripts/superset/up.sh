@@ -29,6 +29,14 @@ log() { echo "[superset up] $*" >&2; }
 
 "$HERE/install.sh"
 
+# One up.sh at a time per SUPERSET_HOME (parallel test runners): two runs must not both
+# migrate one SQLite file or start two gunicorns for one instance. fd 9 is closed for
+# the servers, so they do not keep holding the lock.
+exec 9>"$SUPERSET_HOME/up.lock"
+if ! flock -w "$TIMEOUT" 9; then
+    log "ERROR: another up.sh held $SUPERSET_HOME/up.lock for ${TIMEOUT} s"; exit 1
+fi
+
 # healthy PORT -> exit 0 when GET /health answers exactly "OK"
 healthy() {
     "$PY" - "$1" <<'EOF' >/dev/null 2>&1
@@ -104,6 +112,7 @@ start_instance() {  # name port
     local name="$1" port="$2" dir="$SUPERSET_HOME/$1" t0
     t0=$(date +%s)
     mkdir -p "$dir"
+    rm -f "$dir/launch.pid"
     if healthy "$port"; then
         log "$name: already healthy on port $port, leaving it"
         return 0
@@ -114,7 +123,7 @@ start_instance() {  # name port
     fi
     write_config "$dir" "$name" "$port"
     local version; version="$("$PY" -c 'from importlib.metadata import version; print(version("apache-superset"))')"
-    if [[ "$(cat "$dir/.initialized" 2>/dev/null || true)" != "$version" ]]; then
+    if [[ "$(cat "$dir/.initialized" 2>/dev/null || true)" != "$version" || ! -s "$dir/superset.db" ]]; then
         log "$name: first run: db upgrade, create-admin, init (log: $dir/setup.log)"
         : >"$dir/setup.log"
         if ! sup "$dir" db upgrade; then
@@ -142,7 +151,8 @@ start_instance() {  # name port
             --limit-request-line 0 --limit-request-field_size 0 \
             --pid "$dir/gunicorn.pid" --name "superset-$name" \
             'superset.app:create_app()'
-    ) </dev/null >>"$dir/server.log" 2>&1 &
+    ) </dev/null >>"$dir/server.log" 2>&1 9>&- &
+    echo $! >"$dir/launch.pid"
 }
 
 wait_healthy() {  # name port deadline
@@ -153,13 +163,12 @@ wait_healthy() {  # name port deadline
             tail -40 "$dir/server.log" >&2 || true
             return 1
         fi
-        if [[ -f "$dir/gunicorn.pid" ]] && ! pid_alive "$dir/gunicorn.pid"; then
-            sleep 1
-            if ! healthy "$port"; then
-                log "$name: ERROR: gunicorn exited; last lines of $dir/server.log:"
-                tail -40 "$dir/server.log" >&2 || true
-                return 1
-            fi
+        # The gunicorn we launched died (port taken, config error, ...): fail fast.
+        if [[ -f "$dir/launch.pid" ]] && ! kill -0 "$(cat "$dir/launch.pid")" 2>/dev/null \
+                && ! healthy "$port"; then
+            log "$name: ERROR: gunicorn exited; last lines of $dir/server.log:"
+            tail -40 "$dir/server.log" >&2 || true
+            return 1
         fi
         sleep 1
     done

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.appserver import USER
+from tests.appserver import ADMIN, USER
 from tests.browser.helpers import DASHBOARD_TITLE, BrowserApp, login
 from tests.e2e.superset_servers import SupersetAdmin
 
@@ -96,6 +96,8 @@ def test_it_runs_a_migration_live(page: Page, browser_app: BrowserApp) -> None:
     page.get_by_label("Source", exact=True).select_option(label="source")
     page.get_by_label("Target", exact=True).select_option(label="target")
     picker = page.locator("#dashboard-picker")
+    expect(picker.get_by_role("checkbox").first).to_be_visible(timeout=30_000)
+    page.get_by_role("searchbox", name="Dashboards of the source").fill("Sales")
     dashboard = picker.get_by_role("checkbox", name=re.compile(rf"^{DASHBOARD_TITLE} \W"))
     expect(dashboard).to_be_visible(timeout=30_000)
     dashboard.check()
@@ -116,6 +118,7 @@ def test_it_runs_a_migration_live(page: Page, browser_app: BrowserApp) -> None:
     expect(page.locator(f"#task-{task_id}-status")).to_have_text("Succeeded")
 
     seen = page.evaluate(f"window.__seen['task-{task_id}']")
+    print(f"\n[browser] statuses seen live for task #{task_id}: {seen}")
     assert_lifecycle_order(seen)
     assert "RUNNING" in seen, f"the running state was never shown: {seen}"
     assert seen[-1] == "SUCCESS"
@@ -130,9 +133,9 @@ def test_it_runs_a_migration_live(page: Page, browser_app: BrowserApp) -> None:
 
 def test_it_shows_a_task_started_elsewhere(new_context, browser_app: BrowserApp) -> None:
     pages = []
-    for credentials in (None, USER):
+    for credentials in (ADMIN, USER):  # the one who starts it, and someone else
         page = new_context().new_page()
-        login(page) if credentials is None else login(page, credentials)
+        login(page, credentials)
         expect_live(page)
         page.evaluate(WATCH_ROWS)
         pages.append(page)
@@ -189,7 +192,7 @@ def test_it_falls_back_to_polling_without_websocket(new_context, browser_app: Br
     context.add_init_script(BLOCK_WEBSOCKET)
     page = context.new_page()
     real_sockets = []
-    page.on("websocket", real_sockets.append)
+    page.on("websocket", lambda ws: real_sockets.append(ws.url))
 
     login(page)
     expect(page.locator("[data-live-state]")).to_have_text(re.compile(r"offline.*refreshing"))

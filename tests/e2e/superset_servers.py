@@ -46,15 +46,18 @@ def server_urls() -> dict[str, str]:
 def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired as exc:
-        raise SupersetServersError(f"{cmd[0]} timed out after {timeout} s:\n"
-                                   f"{exc.stderr or ''}") from exc
+        raise SupersetServersError(
+            f"{cmd[0]} timed out after {timeout} s:\n{exc.stderr or ''}"
+        ) from exc
     if proc.returncode != 0:
         raise SupersetServersError(
             f"{' '.join(cmd)} failed (exit {proc.returncode}, "
-            f"{time.monotonic() - t0:.0f} s):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+            f"{time.monotonic() - t0:.0f} s):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc
 
 
@@ -69,8 +72,9 @@ def stop_servers() -> None:
     _run(["bash", str(SCRIPTS / "down.sh")], 120)
 
 
-def ensure_pg_auth(role: str = SECURE_ROLE, password: str = SECURE_PASSWORD,
-                   database: str = SECURE_DATABASE) -> str:
+def ensure_pg_auth(
+    role: str = SECURE_ROLE, password: str = SECURE_PASSWORD, database: str = SECURE_DATABASE
+) -> str:
     """Make PostgreSQL check `role`'s password; returns its URI with the password."""
     _run(["bash", str(SCRIPTS / "pg_auth.sh"), role, password, database], 120)
     return f"postgresql://{role}:{password}@127.0.0.1:5432/{database}"
@@ -79,8 +83,9 @@ def ensure_pg_auth(role: str = SECURE_ROLE, password: str = SECURE_PASSWORD,
 def seed_source(url: str | None = None, count: int = 0) -> dict:
     """Run seed.py against `url` (default: the source); returns what it printed."""
     url = url or server_urls()["source"]
-    proc = _run([sys.executable, str(SCRIPTS / "seed.py"), "--url", url, "--count", str(count)],
-                600)
+    proc = _run(
+        [sys.executable, str(SCRIPTS / "seed.py"), "--url", url, "--count", str(count)], 600
+    )
     return json.loads(proc.stdout)
 
 
@@ -92,8 +97,9 @@ class SupersetAdmin:
     Logs in again once when the access token has expired.
     """
 
-    def __init__(self, url: str, username: str = "admin", password: str = "admin",
-                 timeout: float = 120):
+    def __init__(
+        self, url: str, username: str = "admin", password: str = "admin", timeout: float = 120
+    ):
         self.url = url.rstrip("/")
         self.username, self.password, self.timeout = username, password, timeout
         self.session = requests.Session()
@@ -107,9 +113,16 @@ class SupersetAdmin:
         self.session.cookies.clear()
         self.session.headers.pop("Authorization", None)
         self.session.headers.pop("X-CSRFToken", None)
-        r = self.session.post(f"{self.url}/api/v1/security/login", timeout=self.timeout,
-                              json={"username": self.username, "password": self.password,
-                                    "provider": "db", "refresh": True})
+        r = self.session.post(
+            f"{self.url}/api/v1/security/login",
+            timeout=self.timeout,
+            json={
+                "username": self.username,
+                "password": self.password,
+                "provider": "db",
+                "refresh": True,
+            },
+        )
         self._raise(r, "login")
         self.access_token = r.json()["access_token"]
         self.session.headers["Authorization"] = f"Bearer {self.access_token}"
@@ -211,13 +224,17 @@ class SupersetAdmin:
     def delete_everything(self) -> dict[str, int]:
         """Empty the server: dashboards, charts, datasets, databases (in that order)."""
         counts = {}
-        for resource, rows in (("dashboard", self.dashboards()), ("chart", self.charts()),
-                               ("dataset", self.datasets())):
+        for resource, rows in (
+            ("dashboard", self.dashboards()),
+            ("chart", self.charts()),
+            ("dataset", self.datasets()),
+        ):
             ids = [r["id"] for r in rows]
             for i in range(0, len(ids), 100):
-                q = f"!({','.join(map(str, ids[i:i + 100]))})"
-                self._raise(self.delete(f"/api/v1/{resource}/", params={"q": q}),
-                            f"bulk delete {resource}")
+                q = f"!({','.join(map(str, ids[i : i + 100]))})"
+                self._raise(
+                    self.delete(f"/api/v1/{resource}/", params={"q": q}), f"bulk delete {resource}"
+                )
             counts[resource] = len(ids)
         dbs = self.databases()
         for d in dbs:
@@ -225,16 +242,21 @@ class SupersetAdmin:
         counts["database"] = len(dbs)
         return counts
 
-    def import_dashboards(self, bundle: bytes, passwords: dict[str, str] | None = None,
-                          overwrite: bool = True) -> requests.Response:
+    def import_dashboards(
+        self, bundle: bytes, passwords: dict[str, str] | None = None, overwrite: bool = True
+    ) -> requests.Response:
         return self.post(
             "/api/v1/dashboard/import/",
             files={"formData": ("bundle.zip", bundle, "application/zip")},
-            data={"overwrite": "true" if overwrite else "false",
-                  "passwords": json.dumps(passwords or {})})
+            data={
+                "overwrite": "true" if overwrite else "false",
+                "passwords": json.dumps(passwords or {}),
+            },
+        )
 
-    def test_connection(self, sqlalchemy_uri: str,
-                        database_name: str | None = None) -> requests.Response:
+    def test_connection(
+        self, sqlalchemy_uri: str, database_name: str | None = None
+    ) -> requests.Response:
         body = {"sqlalchemy_uri": sqlalchemy_uri}
         if database_name:
             body["database_name"] = database_name
