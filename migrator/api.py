@@ -16,7 +16,10 @@ from migrator.forms import EnvironmentForm, MigrationForm
 from migrator.models import Environment
 from migrator.pipeline import start_migration
 from migrator.superset.errors import SupersetError
+from tasks_app import engine
 from tasks_app.api import ErrorOut, TaskOut, task_json
+from tasks_app.engine import field_id
+from tasks_app.models import Task
 from tasks_app.api import router as tasks_router
 
 api = NinjaAPI(
@@ -179,6 +182,61 @@ def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
         overwrite=form.cleaned_data["overwrite"],
     )
     return Reply(201, task_json(task))
+
+
+class ResumeIn(Schema):
+    """Answers keyed by Superset's bundle path, e.g. ``{"databases/analytics.yaml": "…"}``."""
+
+    passwords: dict[str, str] = Field(default_factory=dict)
+    ssh_tunnel_passwords: dict[str, str] = Field(default_factory=dict)
+    ssh_tunnel_private_keys: dict[str, str] = Field(default_factory=dict)
+    ssh_tunnel_private_key_passwords: dict[str, str] = Field(default_factory=dict)
+    overwrite: bool = False
+
+
+RESUME_FIELDS = {
+    "passwords": "password",
+    "ssh_tunnel_passwords": "ssh_password",
+    "ssh_tunnel_private_keys": "ssh_private_key",
+    "ssh_tunnel_private_key_passwords": "ssh_private_key_password",
+}
+
+
+@migrations.post(
+    "/tasks/{task_id}/resume",
+    response={202: TaskOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Answer a task's input request (passwords…) and resume it",
+    description="Each password is checked on the target before the task resumes; wrong ones "
+    "come back as 400 with an error per key. 409 when the task is not waiting for input "
+    "or another submission already answered it.",
+)
+def resume_task(request: HttpRequest, task_id: int, payload: ResumeIn) -> Any:
+    task = get_object_or_404(Task, pk=task_id)
+    if not task.can_be_changed_by(request.user):
+        raise HttpError(403, "Only the task's owner or staff may answer it.")
+    answers: dict[str, Any] = {}
+    for name, kind in RESUME_FIELDS.items():
+        for key, value in getattr(payload, name).items():
+            answers[f"{kind}:{key}"] = value
+        getattr(payload, name).clear()
+    pending = task.pending_input
+    if payload.overwrite and pending is not None:
+        answers.update({field_id(f): True for f in pending.fields if f["type"] == "overwrite"})
+    try:
+        engine.answer(task, answers, user=request.user)
+    except (engine.NotAwaitingInput, engine.AlreadyAnswered) as exc:
+        raise HttpError(409, str(exc)) from None
+    except engine.AnswerRejected as exc:
+        errors = {_api_key(fid): [message] for fid, message in exc.errors.items()}
+        return Reply(400, {"detail": "Some answers were missing or wrong.", "errors": errors})
+    task.refresh_from_db()
+    return Reply(202, task_json(task))
+
+
+def _api_key(fid: str) -> str:
+    kind, _, key = fid.partition(":")
+    names = {v: k for k, v in RESUME_FIELDS.items()}
+    return f"{names.get(kind, kind)}.{key}" if kind != "overwrite" else "overwrite"
 
 
 api.add_router("", envs)

@@ -14,12 +14,12 @@ from typing import Any
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from migrator import sessions
+from migrator import passwords, sessions
 from migrator.models import Environment
 from migrator.superset.bundle import inspect_bundle
 from migrator.superset.errors import ImportRejected, SupersetError
 from tasks_app import engine, live
-from tasks_app.engine import StepContext, TaskFailed
+from tasks_app.engine import NeedsInput, StepContext, TaskFailed
 from tasks_app.models import Task
 
 KIND = "migration"
@@ -114,6 +114,13 @@ def import_step(ctx: StepContext) -> None:
         with sessions.borrow(target) as client, default_storage.open(name, "rb") as bundle:
             client.import_dashboards(bundle, overwrite=overwrite)
     except ImportRejected as exc:
+        if passwords.can_ask(exc.problems):
+            with default_storage.open(name, "rb") as bundle:
+                info = inspect_bundle(bundle)
+            raise NeedsInput(
+                f"{target.name} needs input before it can import the bundle: {exc.problems.describe()}",
+                {"fields": passwords.input_fields(exc.problems, info)},
+            ) from exc
         ctx.log.error(
             f"{target.name} refused the bundle: {exc.problems.describe()}",
             status=exc.status,
@@ -161,6 +168,7 @@ MIGRATION = engine.register(
         ),
         describe=describe,
         cleanup=cleanup,
+        answer=passwords.answer,
     )
 )
 

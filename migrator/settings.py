@@ -88,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tasks_app.context_processors.awaiting_input",
             ],
         },
     },
@@ -116,6 +117,8 @@ if TASK_HEARTBEAT_TIMEOUT <= TASK_HEARTBEAT_INTERVAL:
         "TASK_HEARTBEAT_TIMEOUT must be longer than TASK_HEARTBEAT_INTERVAL."
     )
 
+# How long a task waits for a person's answer before it expires (seconds).
+INPUT_REQUEST_EXPIRY = env.int("INPUT_REQUEST_EXPIRY", 7 * 24 * 3600, minimum=60)
 TASK_PAGE_SIZE = env.int("TASK_PAGE_SIZE", 10, minimum=1, maximum=500)
 API_MAX_LIMIT = env.int("API_MAX_LIMIT", 500, minimum=1)
 

@@ -23,4 +23,7 @@ $BIN/ruff check .
 $BIN/ruff format --check .
 
 $BIN/python -m pytest -m "not browser" "$@"
+# Real concurrency (row locks, racing submissions) on the machine's PostgreSQL.
+DATABASE_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/migrator}" \
+  $BIN/python -m pytest -m postgres -p no:cacheprovider "$@"
 DJANGO_ALLOW_ASYNC_UNSAFE=true $BIN/python -m pytest -m browser -p no:asyncio tests/browser "$@"

@@ -19,6 +19,23 @@ from tasks_app.models import IllegalTransition, Status, Task
 router = Router(tags=["tasks"])
 
 
+class InputFieldOut(Schema):
+    key: str = Field(description="Superset's bundle path, e.g. databases/analytics.yaml")
+    type: str = Field(description="password, ssh_password, ssh_private_key, ssh_private_key_password or overwrite")
+    label: str
+    database_name: str | None
+    uri_masked: str | None
+    error: str
+
+
+class InputRequestOut(Schema):
+    kinds: list[str]
+    message: str
+    fields: list[InputFieldOut]
+    created_at: datetime
+    expires_at: datetime
+
+
 class TaskOut(Schema):
     id: int
     kind: str
@@ -32,7 +49,7 @@ class TaskOut(Schema):
     overwrite: bool | None = None
     error: str
     owner: str | None
-    input_request: dict[str, Any] | None = None
+    input_request: InputRequestOut | None = None
 
 
 class TaskPage(Schema):
@@ -53,6 +70,30 @@ class ErrorOut(Schema):
     errors: dict[str, list[str]] | None = None
 
 
+def input_request_json(task: Task) -> dict[str, Any] | None:
+    request = task.pending_input
+    if request is None:
+        return None
+    fields = [
+        {
+            "key": f["key"],
+            "type": f["type"],
+            "label": f.get("label", ""),
+            "database_name": f.get("database_name"),
+            "uri_masked": f.get("uri_masked"),
+            "error": f.get("error", ""),
+        }
+        for f in request.fields
+    ]
+    return {
+        "kinds": request.kinds,
+        "message": request.message,
+        "fields": fields,
+        "created_at": request.created_at,
+        "expires_at": request.expires_at,
+    }
+
+
 def task_json(task: Task) -> dict[str, Any]:
     params = task.params or {}
     return {
@@ -68,13 +109,17 @@ def task_json(task: Task) -> dict[str, Any]:
         "overwrite": params.get("overwrite"),
         "error": task.error,
         "owner": task.owner.get_username() if task.owner_id else None,
-        "input_request": None,
+        "input_request": input_request_json(task),
     }
 
 
 @router.get("/tasks", response=TaskPage, summary="List tasks, newest first")
 def list_tasks(request: HttpRequest, filters: Query[TaskListParams]) -> dict[str, Any]:
-    tasks = Task.objects.with_status(list(filters.status)).select_related("owner")
+    tasks = (
+        Task.objects.with_status(list(filters.status))
+        .select_related("owner")
+        .prefetch_related("input_requests")
+    )
     window = tasks[filters.offset : filters.offset + filters.limit]
     return {
         "items": [task_json(t) for t in window],

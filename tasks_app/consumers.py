@@ -47,6 +47,8 @@ class TaskHistoryConsumer(_Base):
         if not await self._authenticate():
             return
         self.statuses = {s for s in self._query().get("status", []) if s in Status.values}
+        # "notify": only the header's count and toasts, on every page.
+        self.notify_only = self._query().get("view", [""])[0] == "notify"
         self.group = live.HISTORY_GROUP
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -55,6 +57,9 @@ class TaskHistoryConsumer(_Base):
         task = event["task"]
         if self.json:
             await self.send(text_data=json.dumps({"event": "task.changed", **task}))
+            return
+        if self.notify_only:
+            await self.send(text_data=event["notify"])
             return
         if not self.statuses or task["status"] in self.statuses:
             # Replaces the row; a row the page lacks is inserted by static/js/app.js.

@@ -12,14 +12,16 @@ import contextlib
 import logging
 import threading
 import traceback
+from datetime import timedelta
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 
-from tasks_app.models import IllegalTransition, Task
+from tasks_app.models import IllegalTransition, InputRequest, Status, Task
 from tasks_app.tasklog import TaskLog
 
 logger = logging.getLogger("tasks_app.engine")
@@ -62,6 +64,10 @@ class Step:
     repeatable: bool = True
 
 
+def _no_answers(task: Task, request: InputRequest, answers: dict[str, Any]) -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True)
 class TaskKind:
     name: str
@@ -71,6 +77,10 @@ class TaskKind:
     describe: Callable[[Task], dict[str, Any]] = lambda task: {}
     # Called when a task of this kind is deleted or given up (clean saved files).
     cleanup: Callable[[Task], None] = lambda task: None
+    # Checks and applies a person's answers to an input request; returns
+    # {field id: error} for the answers that were wrong. Runs in the web
+    # process, so secrets never travel to a worker.
+    answer: Callable[[Task, InputRequest, dict[str, Any]], dict[str, str]] = _no_answers
 
     def step_named(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -194,8 +204,7 @@ def run(task_id: int, worker_id: str, inputs: dict[str, Any] | None = None) -> s
         task.mark_cancelled()
     except NeedsInput as exc:
         task.save_checkpoint(task.step, ctx.checkpoint)
-        log.warning(str(exc), **exc.request)
-        task.await_input()
+        _ask(task, log, exc)
     except TaskFailed as exc:
         log.error(str(exc))
         task.fail(str(exc))
@@ -214,6 +223,136 @@ def run(task_id: int, worker_id: str, inputs: dict[str, Any] | None = None) -> s
         heartbeat.stop()
         ctx.inputs.clear()
     return task.status
+
+
+# --- input from a person --------------------------------------------------
+
+
+class NotAwaitingInput(Exception):
+    pass
+
+
+class AlreadyAnswered(Exception):
+    pass
+
+
+class AnswerRejected(Exception):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("Some answers were missing or wrong.")
+        self.errors = errors
+
+
+def field_id(field: dict[str, Any]) -> str:
+    return f"{field['type']}:{field['key']}"
+
+
+def _ask(task: Task, log: TaskLog, exc: NeedsInput) -> None:
+    fields = [dict(f, error=f.get("error", "")) for f in exc.request.get("fields", [])]
+    with transaction.atomic():
+        InputRequest.objects.filter(task=task, state__in=["OPEN", "ANSWERING"]).update(state="CLOSED")
+        InputRequest.objects.create(
+            task=task,
+            message=str(exc),
+            fields=fields,
+            expires_at=timezone.now() + timedelta(seconds=settings.INPUT_REQUEST_EXPIRY),
+        )
+        task.await_input()
+    log.warning(
+        str(exc),
+        needs=[{"field": f["key"], "type": f["type"], "label": f.get("label", "")} for f in fields],
+    )
+
+
+def _validate(field: dict[str, Any], value: Any) -> str:
+    if field.get("input") == "confirm":
+        return "" if value is True else "Confirm, or cancel the task."
+    if value == "" and field.get("allow_empty"):
+        return ""
+    if not isinstance(value, str) or value == "":
+        return "Required."
+    limit = int(field.get("max_length", 1024))
+    if len(value) > limit:
+        return f"At most {limit} characters."
+    return ""
+
+
+def answer(task: Task, answers: dict[str, Any], *, user: Any) -> Task:
+    """Check a person's answers and resume the task, exactly once.
+
+    ``answers`` maps field ids (``type:key``) to values; it is emptied before
+    returning, whatever happens, so no secret outlives the request. Raises
+    NotAwaitingInput, AlreadyAnswered (another submission won) or
+    AnswerRejected with per-field errors (the request stays open, asking only
+    for what is still missing).
+    """
+    try:
+        request = InputRequest.objects.filter(task=task, state__in=["OPEN", "ANSWERING"]).first()
+        task.refresh_from_db()
+        if task.status != Status.AWAITING_INPUT or request is None:
+            raise NotAwaitingInput(f"Task #{task.pk} is not waiting for input.")
+        if not request.claim():
+            raise AlreadyAnswered(f"Task #{task.pk} was already answered.")
+        known = {field_id(f) for f in request.fields}
+        unknown = {k: "Not asked for." for k in answers if k not in known}
+        if unknown:
+            request.reopen(request.fields)
+            raise AnswerRejected(unknown)
+        errors = {}
+        given = {}
+        for field in request.fields:
+            problem = _validate(field, answers.get(field_id(field)))
+            if problem and field_id(field) in answers:
+                errors[field_id(field)] = problem
+            elif not problem:
+                given[field_id(field)] = answers[field_id(field)]
+        try:
+            errors.update(get_kind(task.kind).answer(task, request, given) if given else {})
+        except Exception:
+            request.reopen(request.fields)
+            raise
+        remaining = []
+        for field in request.fields:
+            fid = field_id(field)
+            if fid in given and fid not in errors:
+                continue  # applied: never asked again
+            missing = "Confirm, or cancel the task." if field.get("input") == "confirm" else "Required."
+            remaining.append(dict(field, error=errors.get(fid) or missing))
+        if remaining:
+            request.reopen(remaining)
+            raise AnswerRejected({field_id(f): f["error"] for f in remaining})
+        with transaction.atomic():
+            request.close(InputRequest.State.ANSWERED, user)
+            task.resume()
+            enqueue(task)
+        TaskLog(task).info(
+            f"Input received from {getattr(user, 'username', 'a user')}; resuming at step {task.step!r}.",
+            answered=[f"{f['type']} for {f['key']}" for f in request.fields],
+        )
+        return task
+    finally:
+        answers.clear()
+
+
+def expire_input_requests() -> list[int]:
+    """Fail tasks whose question stayed unanswered past INPUT_REQUEST_EXPIRY."""
+    expired = []
+    for request in InputRequest.objects.filter(state="OPEN", expires_at__lt=timezone.now()).select_related("task"):
+        task = request.task
+        request.close(InputRequest.State.EXPIRED)
+        days = settings.INPUT_REQUEST_EXPIRY / 86400
+        try:
+            task.fail(f"Expired: nobody answered the input request within {days:g} day(s).")
+        except IllegalTransition:
+            continue
+        kind = _KINDS.get(task.kind)
+        if kind:
+            kind.cleanup(task)
+        TaskLog(task).error(
+            f"Expired after waiting {days:g} day(s) for input; saved files were removed.",
+            requested_at=request.created_at.isoformat(),
+        )
+        expired.append(task.pk)
+    return expired
 
 
 def reap_lost_tasks(timeout: float | None = None) -> list[int]:

@@ -79,6 +79,18 @@ def render_status(task: Any) -> str:
     return render_to_string("tasks_app/_task_status.html", {"task": task, "oob": True})
 
 
+def render_notification(task: Any) -> str:
+    """The header's "requires input" count, plus a toast when this task starts waiting."""
+    from tasks_app.models import Status, Task
+    from tasks_app.views import row_context
+
+    count = Task.objects.filter(status=Status.AWAITING_INPUT).count()
+    html = render_to_string("tasks_app/_awaiting_badge.html", {"awaiting_count": count, "oob": True})
+    if task.status == Status.AWAITING_INPUT:
+        html += render_to_string("tasks_app/_toast.html", row_context(task))
+    return html
+
+
 def task_changed(task: Any, *, created: bool = False) -> None:
     """Publish a task's new state once the surrounding transaction commits."""
     transaction.on_commit(lambda: _publish_task(task.pk, created))
@@ -97,9 +109,10 @@ def _publish_task(task_id: int, created: bool) -> None:
         logger.exception("Could not render task %s for a live update", task_id)
         return
     summary = {"id": task.pk, "status": task.status, "kind": task.kind}
+    notify = render_notification(task)
     send(
         HISTORY_GROUP,
-        {"type": "task.changed", "task": summary, "created": created, "row": row},
+        {"type": "task.changed", "task": summary, "created": created, "row": row, "notify": notify},
     )
     send(task_group(task.pk), {"type": "task.status", "task": summary, "html": status_html})
 

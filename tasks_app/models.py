@@ -110,6 +110,14 @@ class Task(models.Model):
         return self.status in FINISHED_STATUSES
 
     @property
+    def pending_input(self) -> InputRequest | None:
+        """The open request of a task awaiting input (prefetch ``input_requests`` in lists)."""
+        if self.status != Status.AWAITING_INPUT:
+            return None
+        pending = [r for r in self.input_requests.all() if r.state in ("OPEN", "ANSWERING")]
+        return pending[0] if pending else None
+
+    @property
     def duration(self) -> timedelta | None:
         if self.started_at is None:
             return None
@@ -242,3 +250,75 @@ class TaskLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.get_level_display()}] {self.message[:80]}"
+
+
+class InputRequest(models.Model):
+    """What a task waiting for a person needs: a list of fields, never their values.
+
+    Each field is ``{"key", "type", "label", "detail", "error"}``; the task's
+    kind decides what they are and checks the answers. Values typed by a user
+    are never stored here (nor anywhere): only the error a wrong one caused.
+    """
+
+    class State(models.TextChoices):
+        OPEN = "OPEN", "Open"
+        ANSWERING = "ANSWERING", "Being answered"
+        ANSWERED = "ANSWERED", "Answered"
+        EXPIRED = "EXPIRED", "Expired"
+        CLOSED = "CLOSED", "Closed"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="input_requests")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    message = models.TextField(blank=True)
+    fields = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task"],
+                condition=Q(state__in=["OPEN", "ANSWERING"]),
+                name="one_pending_input_request_per_task",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Input request #{self.pk} for task #{self.task_id} ({self.state})"
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted({f["type"] for f in self.fields})
+
+    def claim(self) -> bool:
+        """Take the request for answering; False if another submission has it (or it closed)."""
+        now = timezone.now()
+        stale = now - timedelta(minutes=5)
+        claimed = (
+            InputRequest.objects.filter(pk=self.pk, expires_at__gt=now)
+            .filter(Q(state=self.State.OPEN) | Q(state=self.State.ANSWERING, claimed_at__lt=stale))
+            .update(state=self.State.ANSWERING, claimed_at=now)
+        )
+        if claimed:
+            self.state, self.claimed_at = self.State.ANSWERING, now
+        return bool(claimed)
+
+    def reopen(self, fields: list[dict[str, Any]]) -> None:
+        InputRequest.objects.filter(pk=self.pk, state=self.State.ANSWERING).update(
+            state=self.State.OPEN, fields=fields, claimed_at=None
+        )
+        self.state, self.fields, self.claimed_at = self.State.OPEN, fields, None
+
+    def close(self, state: str, user: Any = None) -> None:
+        fields: dict[str, Any] = {"state": state}
+        if state == self.State.ANSWERED:
+            fields.update(answered_at=timezone.now(), answered_by=user)
+        InputRequest.objects.filter(pk=self.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)

@@ -10,7 +10,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
 
 from tasks_app import engine
 from tasks_app.models import IllegalTransition, Status, Task
@@ -34,7 +36,7 @@ def _limit(request: HttpRequest) -> int:
 
 def history_page(statuses: list[str], before: int | None, limit: int) -> dict[str, Any]:
     """One page of the history, newest first, keyed by id (stable as tasks arrive)."""
-    tasks = Task.objects.with_status(statuses).select_related("owner")
+    tasks = Task.objects.with_status(statuses).select_related("owner").prefetch_related("input_requests")
     if before is not None:
         tasks = tasks.filter(pk__lt=before)
     rows = list(tasks[: limit + 1])
@@ -143,3 +145,47 @@ def task_retry(request: HttpRequest, task_id: int) -> HttpResponse:
             f"Task #{task.pk} is {task.get_status_display().lower()}; only failed or cancelled tasks can be retried.",
         )
     return _after_action(request, task)
+
+
+def _input_context(task: Task, **extra: Any) -> dict[str, Any]:
+    request_ = task.pending_input
+    return {**row_context(task), "input_request": request_, **extra}
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def task_input(request: HttpRequest, task_id: int) -> HttpResponse:
+    """The prompt of a task awaiting input: a modal (htmx) or a page."""
+    task = _get_task_for_change(request, task_id)
+    template = "tasks_app/_input_dialog.html" if request.htmx else "tasks_app/input.html"
+    return render(request, template, _input_context(task))
+
+
+@require_POST
+@sensitive_post_parameters()
+def task_answer(request: HttpRequest, task_id: int) -> HttpResponse:
+    task = _get_task_for_change(request, task_id)
+    answers: dict[str, Any] = {}
+    pending = task.pending_input
+    for field in pending.fields if pending else []:
+        fid = engine.field_id(field)
+        if field.get("input") == "confirm":
+            if fid in request.POST:
+                answers[fid] = request.POST.get(fid) == "on"
+        elif fid in request.POST:
+            answers[fid] = request.POST[fid]
+    template = "tasks_app/_input_form.html" if request.htmx else "tasks_app/input.html"
+    try:
+        engine.answer(task, answers, user=request.user)
+    except (engine.NotAwaitingInput, engine.AlreadyAnswered) as exc:
+        task.refresh_from_db()
+        return render(request, template, _input_context(task, notice=str(exc)), status=409 if not request.htmx else 200)
+    except engine.AnswerRejected:
+        task.refresh_from_db()
+        return render(request, template, _input_context(task), status=400 if not request.htmx else 200)
+    if request.htmx:
+        task.refresh_from_db()
+        response = render(request, "tasks_app/_input_form.html", _input_context(task, resumed=True))
+        return trigger_client_event(response, "task-resumed", {"id": task.pk})
+    messages.success(request, f"Task #{task.pk} resumed.")
+    return redirect("task-detail", task_id=task.pk)

@@ -59,7 +59,7 @@ class TaskWorker:
 
     def run_once(self) -> None:
         """Reap lost tasks when due, then run every task that is ready."""
-        from tasks_app.engine import reap_lost_tasks
+        from tasks_app.engine import expire_input_requests, reap_lost_tasks
 
         _local.worker_id = self.worker_id
         now = time.monotonic()
@@ -68,6 +68,9 @@ class TaskWorker:
             reaped = reap_lost_tasks()
             if reaped:
                 logger.warning("Reaped tasks whose worker was lost: %s", reaped)
+            expired = expire_input_requests()
+            if expired:
+                logger.warning("Tasks expired waiting for input: %s", expired)
         self._db_worker.running = True
         self._db_worker.run()
 

@@ -50,3 +50,14 @@ def owner_client(client, owner):
 def other_client(client, other_user):
     client.force_login(other_user)
     return client
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: run with DATABASE_URL=postgres://… -m postgres")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)

@@ -9,7 +9,11 @@
 #   * creates ROLE (LOGIN) or resets its password (scram-sha-256);
 #   * creates DATABASE when missing, grants CONNECT on it and SELECT on its public tables;
 #   * inserts `host DATABASE ROLE 127.0.0.1/32 scram-sha-256` (and ::1/128) into pg_hba.conf
-#     ABOVE the first rule (so it wins over the trust lines), once, then reloads.
+#     ABOVE the first rule (so it wins over the trust lines), once, then reloads;
+#   * checks that the password works and that a wrong one is refused.
+# Runs are serialized with flock (parallel test sessions would race on pg_hba.conf and on
+# CREATE ROLE). Called by seed.py --secure for mig_secure@mig_public and mig_wh@mig_warehouse.
+# A password with '@', ':' or '/' works here but needs percent-encoding in a URI: warned.
 # Other roles keep trust auth. Needs: psql as superuser (PGUSER=postgres, trust) and
 # write access to the hba file (root, or the postgres user).
 set -euo pipefail
@@ -24,7 +28,14 @@ log() { echo "[pg_auth] $*" >&2; }
 for v in "$ROLE" "$DATABASE"; do
     [[ "$v" =~ ^[a-z_][a-z0-9_]*$ ]] || { log "ERROR: '$v' is not a plain lower-case identifier"; exit 2; }
 done
+case "$PASSWORD" in
+    *[@:/]*) log "WARNING: the password contains '@', ':' or '/': percent-encode it in URIs" ;;
+esac
 pw_sql="${PASSWORD//\'/\'\'}"
+
+LOCK="${PG_AUTH_LOCK:-${TMPDIR:-/tmp}/pg_auth.$(id -u).lock}"
+exec 8>"$LOCK"
+flock -w 120 8 || { log "ERROR: another pg_auth.sh held $LOCK for 120 s"; exit 1; }
 
 "${PSQL[@]}" -d postgres <<SQL
 SET password_encryption = 'scram-sha-256';

@@ -21,6 +21,16 @@
     htmx.process(row);
   });
 
+  // htmx 2 does not swap 4xx answers by default: a form re-rendered with its
+  // errors (400) or a refused request (422) must still show what is wrong.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status === 400 || status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   // Live state and the polling fallback when the WebSocket is unavailable
   // (a proxy that blocks it): refresh the rows the page shows every 5 s.
   var POLL_MS = 5000;
@@ -46,4 +56,40 @@
     htmx.ajax("GET", url.toString(), { target: "#task-rows", swap: "innerHTML" });
   }, POLL_MS);
   var started = Date.now();
+})();
+
+// Modals (the input prompt): htmx swaps a <dialog> into #modal-root; open it
+// as a real modal (focus trap, Esc), and give focus back when it closes.
+(function () {
+  "use strict";
+  var opener = null;
+  document.addEventListener("click", function (event) {
+    var trigger = event.target.closest("[hx-target='#modal-root']");
+    if (trigger) opener = trigger;
+    if (event.target.closest("[data-close-modal]")) {
+      var dialog = event.target.closest("dialog");
+      if (dialog) dialog.close();
+    }
+    if (event.target.closest("[data-dismiss-toast]")) event.target.closest(".toast").remove();
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id !== "modal-root") return;
+    var dialog = event.detail.target.querySelector("dialog");
+    if (!dialog) return;
+    dialog.addEventListener("close", function () {
+      dialog.remove();
+      if (opener && document.contains(opener)) opener.focus();
+    });
+    dialog.addEventListener("click", function (e) { if (e.target === dialog) dialog.close(); });
+    dialog.showModal();
+    var first = dialog.querySelector("input, textarea, button");
+    if (first) first.focus();
+  });
+  // After a successful answer, close the prompt shortly (the row updates live).
+  document.body && document.body.addEventListener("task-resumed", function () {
+    setTimeout(function () {
+      var dialog = document.querySelector("#modal-root dialog");
+      if (dialog) dialog.close();
+    }, 1500);
+  });
 })();

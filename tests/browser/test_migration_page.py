@@ -109,6 +109,11 @@ def test_it_runs_a_migration_live(page: Page, browser_app: BrowserApp) -> None:
     started = page.get_by_text(re.compile(r"Migration task #\d+ started"))
     expect(started).to_be_visible()
     task_id = int(re.search(r"#(\d+)", started.inner_text()).group(1))
+    # The form stays on the same source, so its dashboards are listed again.
+    expect(page.get_by_label("Source", exact=True)).to_have_value(str(browser_app.source_id))
+    expect(
+        picker.get_by_role("checkbox", name=re.compile(rf"^{DASHBOARD_TITLE} \W"))
+    ).to_be_visible(timeout=30_000)
 
     row = page.locator(f"tr#task-{task_id}")
     expect(row).to_be_visible()
@@ -213,3 +218,20 @@ def test_it_falls_back_to_polling_without_websocket(new_context, browser_app: Br
     assert page.evaluate("window.__wsAttempts") >= 1, "the page never tried its WebSocket"
     assert real_sockets == [], "a real WebSocket was opened"
     expect(page.locator("[data-live-state]")).to_have_text(re.compile(r"offline.*refreshing"))
+
+
+def test_it_explains_an_invalid_request(page: Page, browser_app: BrowserApp) -> None:
+    login(page)
+    page.get_by_label("Source", exact=True).select_option(label="source")
+    page.get_by_label("Target", exact=True).select_option(label="source")
+    dashboard = page.locator("#dashboard-picker").get_by_role(
+        "checkbox", name=re.compile(rf"^{DASHBOARD_TITLE} \W")
+    )
+    expect(dashboard).to_be_visible(timeout=30_000)
+    dashboard.check()
+    page.evaluate("window.__marker = 1")
+    page.get_by_role("button", name="Start migration").click()
+
+    expect(page.get_by_text("Pick a target different from the source.")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Migration task #\d+ started"))).to_have_count(0)
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded"

@@ -28,7 +28,10 @@ def _second(ctx):
         raise TaskFailed("Target said no")
     if mode == "ask" and not ctx.checkpoint.get("answered"):
         ctx.checkpoint["answered"] = True
-        raise NeedsInput("Needs a password", {"fields": ["databases/a.yaml"]})
+        raise NeedsInput(
+            "Needs a password",
+            {"fields": [{"key": "databases/a.yaml", "type": "password", "label": "Password"}]},
+        )
     if mode == "crash":
         raise ValueError("kaboom")
 

@@ -1,0 +1,170 @@
+"""Turning Superset's "needs a password" into a prompt, and checking the answers.
+
+Secrets never go through Superset's form fields (Superset writes those to its
+action log in clear text, SUPERSET_API.md). Each answered database is
+imported on its own, the secret inside its YAML, then tested with Superset's
+own connection test using the stored password; a wrong one is deleted again.
+Once every database exists on the target with the right secret, the dashboard
+import needs no password at all. This runs in the web request that received
+the answers, so secrets never reach a worker or any table.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections import defaultdict
+from typing import Any
+from urllib.parse import quote
+
+import yaml
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from migrator import sessions
+from migrator.models import Environment
+from migrator.superset.bundle import PASSWORD_MASK, BundleInfo, ImportProblems, split_uri_password
+from migrator.superset.errors import ConnectionTestFailed, SupersetError
+from tasks_app.engine import field_id
+from tasks_app.models import InputRequest, Task
+from tasks_app.tasklog import TaskLog
+
+# need kind -> (label, input widget, max length)
+FIELD_TYPES: dict[str, tuple[str, str, int]] = {
+    "password": ("Database password", "secret", 1024),
+    "ssh_password": ("SSH tunnel password", "secret", 1024),
+    "ssh_private_key": ("SSH private key", "secret_multiline", 16384),
+    "ssh_private_key_password": ("SSH private key password", "secret", 1024),
+    "overwrite": ("Overwrite what already exists on the target", "confirm", 0),
+}
+SSH_FIELD = {
+    "ssh_password": "password",
+    "ssh_private_key": "private_key",
+    "ssh_private_key_password": "private_key_password",
+}
+
+
+def can_ask(problems: ImportProblems) -> bool:
+    return problems.fixable_by_input and all(n.kind in FIELD_TYPES for n in problems.needs)
+
+
+def input_fields(problems: ImportProblems, info: BundleInfo) -> list[dict[str, Any]]:
+    databases = {db.key: db for db in info.databases}
+    fields = []
+    for need in problems.needs:
+        label, widget, max_length = FIELD_TYPES[need.kind]
+        db = databases.get(need.key)
+        field: dict[str, Any] = {
+            "key": need.key,
+            "type": need.kind,
+            "label": label,
+            "input": widget,
+            "max_length": max_length,
+            "database_name": db.name if db else None,
+            "uri_masked": db.uri_masked if db else None,
+        }
+        if need.kind == "ssh_private_key_password":
+            field["allow_empty"] = True  # a key without passphrase still asks (send "")
+        if need.kind == "overwrite":
+            field["label"] = f"{need.key} already exists on the target: overwrite it?"
+        fields.append(field)
+    return fields
+
+
+def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> bytes:
+    """A ``type: Database`` bundle with this database's secrets inside its YAML."""
+    with default_storage.open(bundle_name, "rb") as saved, zipfile.ZipFile(saved) as archive:
+        member = next(n for n in archive.namelist() if n.split("/", 1)[-1] == key)
+        root = member.split("/", 1)[0]
+        document = yaml.safe_load(archive.read(member))
+    if "password" in secrets:
+        uri = document["sqlalchemy_uri"]
+        current, span = split_uri_password(uri)
+        if current == PASSWORD_MASK and span:
+            document["sqlalchemy_uri"] = uri[: span[0]] + quote(secrets["password"], safe="") + uri[span[1] :]
+        else:
+            document["password"] = secrets["password"]
+    for kind, name in SSH_FIELD.items():
+        if kind in secrets:
+            document.setdefault("ssh_tunnel", {})[name] = secrets[kind]
+    metadata = {"version": "1.0.0", "type": "Database", "timestamp": timezone.now().isoformat()}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr(f"{root}/metadata.yaml", yaml.safe_dump(metadata))
+        out.writestr(f"{root}/{key}", yaml.safe_dump(document, allow_unicode=True))
+    return buffer.getvalue()
+
+
+def _check_database(client: Any, bundle_name: str, key: str, uuid: str, name: str, secrets: dict[str, str]) -> str:
+    """Create the database on the target with ``secrets`` and test it; '' when right."""
+    data = _database_bundle(bundle_name, key, secrets)
+    try:
+        client.import_databases(io.BytesIO(data), overwrite=False)
+    except SupersetError as exc:
+        # Superset 4.1 connects while importing and refuses a wrong password here.
+        return f"Superset refused it: {exc.message}"
+    finally:
+        del data
+    row = client.find_database(uuid)
+    if row is None:
+        return "Superset did not create the database; check the target's permissions."
+    connection = client.get_database_connection(row["id"])
+    extra = {"ssh_tunnel": connection["ssh_tunnel"]} if connection.get("ssh_tunnel") else {}
+    try:
+        client.test_database_connection(name, connection["sqlalchemy_uri"], **extra)
+    except ConnectionTestFailed as exc:
+        client.delete_database(row["id"])
+        return f"Wrong: {exc.message}"
+    return ""
+
+
+def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str, str]:
+    """The migration kind's answer hook (see tasks_app.engine.answer)."""
+    fields = {field_id(f): f for f in request.fields}
+    log = TaskLog(task, secrets=[v for v in given.values() if isinstance(v, str)])
+    errors: dict[str, str] = {}
+
+    if any(fields[fid]["type"] == "overwrite" for fid in given):
+        params = dict(task.params, overwrite=True)
+        Task.objects.filter(pk=task.pk).update(params=params)
+        task.params = params
+        log.info("Overwrite confirmed: what already exists on the target will be replaced.")
+
+    per_database: dict[str, dict[str, str]] = defaultdict(dict)
+    for fid, value in given.items():
+        field = fields[fid]
+        if field["type"] != "overwrite":
+            per_database[field["key"]][field["type"]] = value
+    if not per_database:
+        return errors
+
+    target = Environment.objects.filter(pk=task.params["target"]["id"]).first()
+    bundle_name = task.checkpoint.get("bundle")
+    if target is None or not bundle_name or not default_storage.exists(bundle_name):
+        reason = "The target environment was deleted." if target is None else "The saved bundle is gone: retry the task."
+        return {fid: reason for fid in given if fields[fid]["type"] != "overwrite"}
+
+    with default_storage.open(bundle_name, "rb") as saved:
+        from migrator.superset.bundle import inspect_bundle
+
+        info = {db.key: db for db in inspect_bundle(saved).databases}
+    try:
+        with sessions.borrow(target) as client:
+            for key, secrets in per_database.items():
+                db = info[key]
+                problem = _check_database(client, bundle_name, key, db.uuid, db.name, secrets)
+                ids = [f"{kind}:{key}" for kind in secrets]
+                if problem:
+                    log.warning(f"The answer for {db.name} ({key}) was not accepted: {problem}")
+                    errors.update(dict.fromkeys(ids, problem))
+                else:
+                    log.info(f"{db.name} ({key}) now exists on {target.name}; its connection test passed.")
+    except SupersetError as exc:
+        log.error(f"Could not check the answers on {target.name}: {exc.message}")
+        for key, secrets in per_database.items():
+            for kind in secrets:
+                errors.setdefault(f"{kind}:{key}", f"Could not check it on {target.name}: {exc.message}")
+    finally:
+        for secrets in per_database.values():
+            secrets.clear()
+    return errors

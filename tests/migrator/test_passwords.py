@@ -1,0 +1,119 @@
+"""Every recorded shape of Superset's "needs input" 422 becomes the right prompt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from migrator.passwords import can_ask, input_fields
+from migrator.superset.bundle import BundleDatabase, BundleInfo, parse_import_error
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "superset"
+ISSUES = [{"code": 1010, "message": "Issue 1010 - Superset encountered an error while running a command."}]
+PW = {"_schema": ["Must provide a password for the database"]}
+
+
+def _recorded(name: str) -> dict:
+    return json.loads(json.loads((FIXTURES / f"{name}.json").read_text())["body"])
+
+
+def _body(extra: dict, message: str = "Error importing dashboard") -> dict:
+    return {"errors": [{"message": message, "error_type": "GENERIC_COMMAND_ERROR", "level": "warning", "extra": {**extra, "issue_codes": ISSUES}}]}
+
+
+def _db(key: str, name: str, uri: str) -> BundleDatabase:
+    return BundleDatabase(key=key, name=name, uri_masked=uri, needs_password=True, uuid="u-" + name, has_ssh_tunnel=False)
+
+
+INFO = BundleInfo(
+    root="dashboard_export_x",
+    members=[],
+    counts={},
+    databases=[
+        _db("databases/analytics.yaml", "analytics", "postgresql://report_user:XXXXXXXXXX@127.0.0.1:5432/analytics"),
+        _db("databases/warehouse.yaml", "warehouse", "postgresql://wh:XXXXXXXXXX@127.0.0.1:5432/warehouse"),
+        _db("databases/tunnel_key.yaml", "tunnel", "postgresql://t:XXXXXXXXXX@10.0.0.5:5432/t"),
+    ],
+    total_size=0,
+    compressed_size=0,
+)
+
+CASES = {
+    "recorded 6.1, one database": (
+        lambda: _recorded("import_422_missing_password"),
+        None,
+    ),
+    "recorded 6.1, two databases": (lambda: _recorded("import_422_missing_two_passwords"), None),
+    "recorded 6.1, already exists": (lambda: _recorded("import_422_already_exists"), None),
+    "4.1, one database (no detail in message)": (
+        lambda: _body({"databases/analytics.yaml": PW}),
+        [("databases/analytics.yaml", "password")],
+    ),
+    "4.1, two databases": (
+        lambda: _body({"databases/analytics.yaml": PW, "databases/warehouse.yaml": PW}),
+        [("databases/analytics.yaml", "password"), ("databases/warehouse.yaml", "password")],
+    ),
+    "SSH key tunnel, nothing sent": (
+        lambda: _body({"databases/tunnel_key.yaml": {"_schema": [
+            "Must provide a password for the database",
+            "Must provide a private key for the ssh tunnel",
+            "Must provide a private key password for the ssh tunnel",
+        ]}}),
+        [("databases/tunnel_key.yaml", "password"), ("databases/tunnel_key.yaml", "ssh_private_key"), ("databases/tunnel_key.yaml", "ssh_private_key_password")],
+    ),
+    "SSH password tunnel": (
+        lambda: _body({"databases/tunnel_key.yaml": {"_schema": ["Must provide a password for the ssh tunnel"]}}),
+        [("databases/tunnel_key.yaml", "ssh_password")],
+    ),
+    "mixed: password and already exists": (
+        lambda: _body({"databases/warehouse.yaml": PW, "dashboards/Sales_1.yaml": "Dashboard already exists and `overwrite=true` was not passed"}),
+        [("databases/warehouse.yaml", "password"), ("dashboards/Sales_1.yaml", "overwrite")],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_input_needed_422_becomes_a_prompt(case):
+    make_body, expected = CASES[case]
+    problems = parse_import_error(make_body())
+    assert can_ask(problems)
+    fields = input_fields(problems, INFO)
+    got = sorted((f["key"], f["type"]) for f in fields)
+    if expected is not None:
+        assert got == sorted(expected)
+    assert got  # never an empty prompt
+    for field in fields:
+        if field["type"] == "overwrite":
+            assert field["input"] == "confirm"
+            assert "overwrite" in field["label"]
+            continue
+        db = next(d for d in INFO.databases if d.key == field["key"])
+        assert field["database_name"] == db.name
+        assert "XXXXXXXXXX" in field["uri_masked"]
+        assert field["input"] == ("secret_multiline" if field["type"] == "ssh_private_key" else "secret")
+
+
+def test_the_recorded_two_database_422_asks_for_both():
+    fields = input_fields(parse_import_error(_recorded("import_422_missing_two_passwords")), INFO)
+    assert {f["key"] for f in fields} == {"databases/analytics.yaml", "databases/warehouse.yaml"}
+    assert {f["type"] for f in fields} == {"password"}
+
+
+def test_a_key_without_passphrase_may_be_answered_empty():
+    problems = parse_import_error(_body({"databases/tunnel_key.yaml": {"_schema": ["Must provide a private key password for the ssh tunnel"]}}))
+    (field,) = input_fields(problems, INFO)
+    assert field["allow_empty"] is True
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _body({"dashboards/Ops_2.yaml": {"theme_uuid": ["Unknown field."]}}),
+        _body({}, message="Cannot have multiple credentials for the SSH Tunnel"),
+        _body({"databases/analytics.yaml": PW, "datasets/x.yaml": {"folders": ["Unknown field."]}}),
+    ],
+)
+def test_problems_no_input_can_fix_are_not_prompts(body):
+    assert not can_ask(parse_import_error(body))
