@@ -81,7 +81,9 @@ def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> byt
         uri = document["sqlalchemy_uri"]
         current, span = split_uri_password(uri)
         if current == PASSWORD_MASK and span:
-            document["sqlalchemy_uri"] = uri[: span[0]] + quote(secrets["password"], safe="") + uri[span[1] :]
+            document["sqlalchemy_uri"] = (
+                uri[: span[0]] + quote(secrets["password"], safe="") + uri[span[1] :]
+            )
         else:
             document["password"] = secrets["password"]
     for kind, name in SSH_FIELD.items():
@@ -95,7 +97,9 @@ def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> byt
     return buffer.getvalue()
 
 
-def _check_database(client: Any, bundle_name: str, key: str, uuid: str, name: str, secrets: dict[str, str]) -> str:
+def _check_database(
+    client: Any, bundle_name: str, key: str, uuid: str, name: str, secrets: dict[str, str]
+) -> str:
     """Create the database on the target with ``secrets`` and test it; '' when right."""
     data = _database_bundle(bundle_name, key, secrets)
     try:
@@ -141,7 +145,11 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
     target = Environment.objects.filter(pk=task.params["target"]["id"]).first()
     bundle_name = task.checkpoint.get("bundle")
     if target is None or not bundle_name or not default_storage.exists(bundle_name):
-        reason = "The target environment was deleted." if target is None else "The saved bundle is gone: retry the task."
+        reason = (
+            "The target environment was deleted."
+            if target is None
+            else "The saved bundle is gone: retry the task."
+        )
         return {fid: reason for fid in given if fields[fid]["type"] != "overwrite"}
 
     with default_storage.open(bundle_name, "rb") as saved:
@@ -158,12 +166,16 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
                     log.warning(f"The answer for {db.name} ({key}) was not accepted: {problem}")
                     errors.update(dict.fromkeys(ids, problem))
                 else:
-                    log.info(f"{db.name} ({key}) now exists on {target.name}; its connection test passed.")
+                    log.info(
+                        f"{db.name} ({key}) now exists on {target.name}; its connection test passed."
+                    )
     except SupersetError as exc:
         log.error(f"Could not check the answers on {target.name}: {exc.message}")
         for key, secrets in per_database.items():
             for kind in secrets:
-                errors.setdefault(f"{kind}:{key}", f"Could not check it on {target.name}: {exc.message}")
+                errors.setdefault(
+                    f"{kind}:{key}", f"Could not check it on {target.name}: {exc.message}"
+                )
     finally:
         for secrets in per_database.values():
             secrets.clear()

@@ -21,7 +21,9 @@ router = Router(tags=["tasks"])
 
 class InputFieldOut(Schema):
     key: str = Field(description="Superset's bundle path, e.g. databases/analytics.yaml")
-    type: str = Field(description="password, ssh_password, ssh_private_key, ssh_private_key_password or overwrite")
+    type: str = Field(
+        description="password, ssh_password, ssh_private_key, ssh_private_key_password or overwrite"
+    )
     label: str
     database_name: str | None
     uri_masked: str | None

@@ -249,7 +249,9 @@ def field_id(field: dict[str, Any]) -> str:
 def _ask(task: Task, log: TaskLog, exc: NeedsInput) -> None:
     fields = [dict(f, error=f.get("error", "")) for f in exc.request.get("fields", [])]
     with transaction.atomic():
-        InputRequest.objects.filter(task=task, state__in=["OPEN", "ANSWERING"]).update(state="CLOSED")
+        InputRequest.objects.filter(task=task, state__in=["OPEN", "ANSWERING"]).update(
+            state="CLOSED"
+        )
         InputRequest.objects.create(
             task=task,
             message=str(exc),
@@ -315,7 +317,9 @@ def answer(task: Task, answers: dict[str, Any], *, user: Any) -> Task:
             fid = field_id(field)
             if fid in given and fid not in errors:
                 continue  # applied: never asked again
-            missing = "Confirm, or cancel the task." if field.get("input") == "confirm" else "Required."
+            missing = (
+                "Confirm, or cancel the task." if field.get("input") == "confirm" else "Required."
+            )
             remaining.append(dict(field, error=errors.get(fid) or missing))
         if remaining:
             request.reopen(remaining)
@@ -336,7 +340,9 @@ def answer(task: Task, answers: dict[str, Any], *, user: Any) -> Task:
 def expire_input_requests() -> list[int]:
     """Fail tasks whose question stayed unanswered past INPUT_REQUEST_EXPIRY."""
     expired = []
-    for request in InputRequest.objects.filter(state="OPEN", expires_at__lt=timezone.now()).select_related("task"):
+    for request in InputRequest.objects.filter(
+        state="OPEN", expires_at__lt=timezone.now()
+    ).select_related("task"):
         task = request.task
         request.close(InputRequest.State.EXPIRED)
         days = settings.INPUT_REQUEST_EXPIRY / 86400

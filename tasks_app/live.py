@@ -85,7 +85,9 @@ def render_notification(task: Any) -> str:
     from tasks_app.views import row_context
 
     count = Task.objects.filter(status=Status.AWAITING_INPUT).count()
-    html = render_to_string("tasks_app/_awaiting_badge.html", {"awaiting_count": count, "oob": True})
+    html = render_to_string(
+        "tasks_app/_awaiting_badge.html", {"awaiting_count": count, "oob": True}
+    )
     if task.status == Status.AWAITING_INPUT:
         html += render_to_string("tasks_app/_toast.html", row_context(task))
     return html

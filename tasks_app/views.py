@@ -36,7 +36,11 @@ def _limit(request: HttpRequest) -> int:
 
 def history_page(statuses: list[str], before: int | None, limit: int) -> dict[str, Any]:
     """One page of the history, newest first, keyed by id (stable as tasks arrive)."""
-    tasks = Task.objects.with_status(statuses).select_related("owner").prefetch_related("input_requests")
+    tasks = (
+        Task.objects.with_status(statuses)
+        .select_related("owner")
+        .prefetch_related("input_requests")
+    )
     if before is not None:
         tasks = tasks.filter(pk__lt=before)
     rows = list(tasks[: limit + 1])
@@ -179,10 +183,17 @@ def task_answer(request: HttpRequest, task_id: int) -> HttpResponse:
         engine.answer(task, answers, user=request.user)
     except (engine.NotAwaitingInput, engine.AlreadyAnswered) as exc:
         task.refresh_from_db()
-        return render(request, template, _input_context(task, notice=str(exc)), status=409 if not request.htmx else 200)
+        return render(
+            request,
+            template,
+            _input_context(task, notice=str(exc)),
+            status=409 if not request.htmx else 200,
+        )
     except engine.AnswerRejected:
         task.refresh_from_db()
-        return render(request, template, _input_context(task), status=400 if not request.htmx else 200)
+        return render(
+            request, template, _input_context(task), status=400 if not request.htmx else 200
+        )
     if request.htmx:
         task.refresh_from_db()
         response = render(request, "tasks_app/_input_form.html", _input_context(task, resumed=True))

@@ -11,7 +11,9 @@ from migrator.passwords import can_ask, input_fields
 from migrator.superset.bundle import BundleDatabase, BundleInfo, parse_import_error
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "superset"
-ISSUES = [{"code": 1010, "message": "Issue 1010 - Superset encountered an error while running a command."}]
+ISSUES = [
+    {"code": 1010, "message": "Issue 1010 - Superset encountered an error while running a command."}
+]
 PW = {"_schema": ["Must provide a password for the database"]}
 
 
@@ -20,11 +22,27 @@ def _recorded(name: str) -> dict:
 
 
 def _body(extra: dict, message: str = "Error importing dashboard") -> dict:
-    return {"errors": [{"message": message, "error_type": "GENERIC_COMMAND_ERROR", "level": "warning", "extra": {**extra, "issue_codes": ISSUES}}]}
+    return {
+        "errors": [
+            {
+                "message": message,
+                "error_type": "GENERIC_COMMAND_ERROR",
+                "level": "warning",
+                "extra": {**extra, "issue_codes": ISSUES},
+            }
+        ]
+    }
 
 
 def _db(key: str, name: str, uri: str) -> BundleDatabase:
-    return BundleDatabase(key=key, name=name, uri_masked=uri, needs_password=True, uuid="u-" + name, has_ssh_tunnel=False)
+    return BundleDatabase(
+        key=key,
+        name=name,
+        uri_masked=uri,
+        needs_password=True,
+        uuid="u-" + name,
+        has_ssh_tunnel=False,
+    )
 
 
 INFO = BundleInfo(
@@ -32,8 +50,16 @@ INFO = BundleInfo(
     members=[],
     counts={},
     databases=[
-        _db("databases/analytics.yaml", "analytics", "postgresql://report_user:XXXXXXXXXX@127.0.0.1:5432/analytics"),
-        _db("databases/warehouse.yaml", "warehouse", "postgresql://wh:XXXXXXXXXX@127.0.0.1:5432/warehouse"),
+        _db(
+            "databases/analytics.yaml",
+            "analytics",
+            "postgresql://report_user:XXXXXXXXXX@127.0.0.1:5432/analytics",
+        ),
+        _db(
+            "databases/warehouse.yaml",
+            "warehouse",
+            "postgresql://wh:XXXXXXXXXX@127.0.0.1:5432/warehouse",
+        ),
         _db("databases/tunnel_key.yaml", "tunnel", "postgresql://t:XXXXXXXXXX@10.0.0.5:5432/t"),
     ],
     total_size=0,
@@ -56,19 +82,40 @@ CASES = {
         [("databases/analytics.yaml", "password"), ("databases/warehouse.yaml", "password")],
     ),
     "SSH key tunnel, nothing sent": (
-        lambda: _body({"databases/tunnel_key.yaml": {"_schema": [
-            "Must provide a password for the database",
-            "Must provide a private key for the ssh tunnel",
-            "Must provide a private key password for the ssh tunnel",
-        ]}}),
-        [("databases/tunnel_key.yaml", "password"), ("databases/tunnel_key.yaml", "ssh_private_key"), ("databases/tunnel_key.yaml", "ssh_private_key_password")],
+        lambda: _body(
+            {
+                "databases/tunnel_key.yaml": {
+                    "_schema": [
+                        "Must provide a password for the database",
+                        "Must provide a private key for the ssh tunnel",
+                        "Must provide a private key password for the ssh tunnel",
+                    ]
+                }
+            }
+        ),
+        [
+            ("databases/tunnel_key.yaml", "password"),
+            ("databases/tunnel_key.yaml", "ssh_private_key"),
+            ("databases/tunnel_key.yaml", "ssh_private_key_password"),
+        ],
     ),
     "SSH password tunnel": (
-        lambda: _body({"databases/tunnel_key.yaml": {"_schema": ["Must provide a password for the ssh tunnel"]}}),
+        lambda: _body(
+            {
+                "databases/tunnel_key.yaml": {
+                    "_schema": ["Must provide a password for the ssh tunnel"]
+                }
+            }
+        ),
         [("databases/tunnel_key.yaml", "ssh_password")],
     ),
     "mixed: password and already exists": (
-        lambda: _body({"databases/warehouse.yaml": PW, "dashboards/Sales_1.yaml": "Dashboard already exists and `overwrite=true` was not passed"}),
+        lambda: _body(
+            {
+                "databases/warehouse.yaml": PW,
+                "dashboards/Sales_1.yaml": "Dashboard already exists and `overwrite=true` was not passed",
+            }
+        ),
         [("databases/warehouse.yaml", "password"), ("dashboards/Sales_1.yaml", "overwrite")],
     ),
 }
@@ -92,7 +139,9 @@ def test_each_input_needed_422_becomes_a_prompt(case):
         db = next(d for d in INFO.databases if d.key == field["key"])
         assert field["database_name"] == db.name
         assert "XXXXXXXXXX" in field["uri_masked"]
-        assert field["input"] == ("secret_multiline" if field["type"] == "ssh_private_key" else "secret")
+        assert field["input"] == (
+            "secret_multiline" if field["type"] == "ssh_private_key" else "secret"
+        )
 
 
 def test_the_recorded_two_database_422_asks_for_both():
@@ -102,7 +151,15 @@ def test_the_recorded_two_database_422_asks_for_both():
 
 
 def test_a_key_without_passphrase_may_be_answered_empty():
-    problems = parse_import_error(_body({"databases/tunnel_key.yaml": {"_schema": ["Must provide a private key password for the ssh tunnel"]}}))
+    problems = parse_import_error(
+        _body(
+            {
+                "databases/tunnel_key.yaml": {
+                    "_schema": ["Must provide a private key password for the ssh tunnel"]
+                }
+            }
+        )
+    )
     (field,) = input_fields(problems, INFO)
     assert field["allow_empty"] is True
 

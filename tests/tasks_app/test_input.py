@@ -11,12 +11,31 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from tasks_app import engine
-from tasks_app.engine import AlreadyAnswered, AnswerRejected, NeedsInput, NotAwaitingInput, Step, TaskKind
+from tasks_app.engine import (
+    AlreadyAnswered,
+    AnswerRejected,
+    NeedsInput,
+    NotAwaitingInput,
+    Step,
+    TaskKind,
+)
 from tasks_app.models import InputRequest, Status, Task
 
 FIELDS = [
-    {"key": "databases/a.yaml", "type": "password", "label": "Password", "input": "secret", "max_length": 20},
-    {"key": "databases/b.yaml", "type": "password", "label": "Password", "input": "secret", "max_length": 20},
+    {
+        "key": "databases/a.yaml",
+        "type": "password",
+        "label": "Password",
+        "input": "secret",
+        "max_length": 20,
+    },
+    {
+        "key": "databases/b.yaml",
+        "type": "password",
+        "label": "Password",
+        "input": "secret",
+        "max_length": 20,
+    },
     {"key": "dash/x.yaml", "type": "overwrite", "label": "Overwrite?", "input": "confirm"},
 ]
 RIGHT = {"password:databases/a.yaml": "right-a", "password:databases/b.yaml": "right-b"}
@@ -31,7 +50,11 @@ def _ask(ctx):
 
 def _answer(task, request, given):
     checked.append(dict(given))
-    return {fid: "Wrong password" for fid, value in given.items() if isinstance(value, str) and not value.startswith("right")}
+    return {
+        fid: "Wrong password"
+        for fid, value in given.items()
+        if isinstance(value, str) and not value.startswith("right")
+    }
 
 
 engine.register(TaskKind(name="asker", label="Asker", steps=(Step("ask", _ask),), answer=_answer))
@@ -71,7 +94,11 @@ def test_the_right_answers_resume_the_task_once(waiting, owner):
 
 def test_a_wrong_answer_comes_back_and_right_ones_are_not_asked_again(waiting, owner):
     with pytest.raises(AnswerRejected) as rejected:
-        engine.answer(waiting, {"password:databases/a.yaml": "right-a", "password:databases/b.yaml": "nope"}, user=owner)
+        engine.answer(
+            waiting,
+            {"password:databases/a.yaml": "right-a", "password:databases/b.yaml": "nope"},
+            user=owner,
+        )
     assert rejected.value.errors == {
         "password:databases/b.yaml": "Wrong password",
         "overwrite:dash/x.yaml": "Confirm, or cancel the task.",
@@ -83,7 +110,9 @@ def test_a_wrong_answer_comes_back_and_right_ones_are_not_asked_again(waiting, o
     ]
     waiting.refresh_from_db()
     assert waiting.status == Status.AWAITING_INPUT
-    engine.answer(waiting, {"password:databases/b.yaml": "right-b", "overwrite:dash/x.yaml": True}, user=owner)
+    engine.answer(
+        waiting, {"password:databases/b.yaml": "right-b", "overwrite:dash/x.yaml": True}, user=owner
+    )
     waiting.refresh_from_db()
     assert waiting.status == Status.PENDING
 
@@ -128,7 +157,9 @@ def test_concurrent_submissions_resume_exactly_once(owner):
     def submit():
         barrier.wait()
         try:
-            engine.answer(Task.objects.get(pk=task.pk), {**RIGHT, "overwrite:dash/x.yaml": True}, user=owner)
+            engine.answer(
+                Task.objects.get(pk=task.pk), {**RIGHT, "overwrite:dash/x.yaml": True}, user=owner
+            )
             outcomes.append("resumed")
         except (AlreadyAnswered, NotAwaitingInput):
             outcomes.append("already")
@@ -146,7 +177,9 @@ def test_concurrent_submissions_resume_exactly_once(owner):
 
 
 def test_an_unanswered_request_expires(waiting, settings):
-    InputRequest.objects.filter(task=waiting).update(expires_at=timezone.now() - timedelta(seconds=1))
+    InputRequest.objects.filter(task=waiting).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert engine.expire_input_requests() == [waiting.pk]
     waiting.refresh_from_db()
     assert waiting.status == Status.FAILED
