@@ -18,9 +18,9 @@ from migrator.pipeline import start_migration
 from migrator.superset.errors import SupersetError
 from tasks_app import engine
 from tasks_app.api import ErrorOut, TaskOut, task_json
+from tasks_app.api import router as tasks_router
 from tasks_app.engine import field_id
 from tasks_app.models import Task
-from tasks_app.api import router as tasks_router
 
 api = NinjaAPI(
     title="Superset Migrator API",

@@ -12,9 +12,9 @@ import contextlib
 import logging
 import threading
 import traceback
-from datetime import timedelta
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
