@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+
 from migrator.passwords import can_ask, input_fields
 from migrator.superset.bundle import BundleDatabase, BundleInfo, parse_import_error
 
@@ -174,3 +175,40 @@ def test_a_key_without_passphrase_may_be_answered_empty():
 )
 def test_problems_no_input_can_fix_are_not_prompts(body):
     assert not can_ask(parse_import_error(body))
+
+
+def test_secrets_travel_inside_the_database_yaml(tmp_path, settings):
+    import io
+    import zipfile
+
+    import yaml
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from migrator.passwords import _database_bundle
+
+    document = {
+        "database_name": "tunnel",
+        "sqlalchemy_uri": "postgresql://t:XXXXXXXXXX@10.0.0.5:5432/t",
+        "uuid": "u-1",
+        "ssh_tunnel": {"server_address": "gw", "server_port": 22, "username": "me", "private_key": "XXXXXXXXXX"},
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("export_1/metadata.yaml", "version: 1.0.0\ntype: Dashboard\n")
+        archive.writestr("export_1/databases/tunnel.yaml", yaml.safe_dump(document))
+        archive.writestr("export_1/dashboards/d.yaml", "dashboard_title: d\n")
+    name = default_storage.save("bundles/t.zip", ContentFile(buffer.getvalue()))
+
+    data = _database_bundle(
+        name,
+        "databases/tunnel.yaml",
+        {"password": "p@ss/w:rd", "ssh_private_key": "-----KEY-----\n", "ssh_private_key_password": ""},
+    )
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == ["export_1/databases/tunnel.yaml", "export_1/metadata.yaml"]
+        assert yaml.safe_load(archive.read("export_1/metadata.yaml"))["type"] == "Database"
+        db = yaml.safe_load(archive.read("export_1/databases/tunnel.yaml"))
+    assert db["sqlalchemy_uri"] == "postgresql://t:p%40ss%2Fw%3Ard@10.0.0.5:5432/t"
+    assert db["ssh_tunnel"]["private_key"] == "-----KEY-----\n"
+    assert db["ssh_tunnel"]["private_key_password"] == ""
