@@ -132,6 +132,12 @@ def test_it_runs_a_migration_live(page: Page, browser_app: BrowserApp) -> None:
 
     assert target.dashboards_by_title(DASHBOARD_TITLE), "the dashboard is not on the target"
 
+    # For the README: the picker narrowed to the dashboard that was just migrated.
+    page.get_by_role("searchbox", name="Dashboards of the source").fill(DASHBOARD_TITLE)
+    expect(picker.get_by_role("checkbox", name=re.compile(r"^Bulk "))).to_have_count(0)
+    expect(
+        picker.get_by_role("checkbox", name=re.compile(rf"^{DASHBOARD_TITLE} \W"))
+    ).to_be_visible()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
