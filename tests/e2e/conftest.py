@@ -8,9 +8,9 @@ from tests.e2e.superset_servers import SupersetAdmin, ensure_servers, seed_sourc
 
 @pytest.fixture(scope="session")
 def superset() -> dict:
-    """Two real Superset 6.1 servers, the source seeded with "Sales Overview" (+105 more)."""
+    """Two real Superset 6.1 servers; the source has "Sales Overview", 105 more, and password-protected ones."""
     urls = ensure_servers()
-    seeded = seed_source(urls["source"], count=105)
+    seeded = seed_source(urls["source"], count=105, secure=True)
     return {**urls, "seeded": seeded}
 
 
