@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 from migrator.passwords import can_ask, input_fields
 from migrator.superset.bundle import BundleDatabase, BundleInfo, parse_import_error
 
@@ -191,7 +190,12 @@ def test_secrets_travel_inside_the_database_yaml(tmp_path, settings):
         "database_name": "tunnel",
         "sqlalchemy_uri": "postgresql://t:XXXXXXXXXX@10.0.0.5:5432/t",
         "uuid": "u-1",
-        "ssh_tunnel": {"server_address": "gw", "server_port": 22, "username": "me", "private_key": "XXXXXXXXXX"},
+        "ssh_tunnel": {
+            "server_address": "gw",
+            "server_port": 22,
+            "username": "me",
+            "private_key": "XXXXXXXXXX",
+        },
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -203,10 +207,17 @@ def test_secrets_travel_inside_the_database_yaml(tmp_path, settings):
     data = _database_bundle(
         name,
         "databases/tunnel.yaml",
-        {"password": "p@ss/w:rd", "ssh_private_key": "-----KEY-----\n", "ssh_private_key_password": ""},
+        {
+            "password": "p@ss/w:rd",
+            "ssh_private_key": "-----KEY-----\n",
+            "ssh_private_key_password": "",
+        },
     )
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert sorted(archive.namelist()) == ["export_1/databases/tunnel.yaml", "export_1/metadata.yaml"]
+        assert sorted(archive.namelist()) == [
+            "export_1/databases/tunnel.yaml",
+            "export_1/metadata.yaml",
+        ]
         assert yaml.safe_load(archive.read("export_1/metadata.yaml"))["type"] == "Database"
         db = yaml.safe_load(archive.read("export_1/databases/tunnel.yaml"))
     assert db["sqlalchemy_uri"] == "postgresql://t:p%40ss%2Fw%3Ard@10.0.0.5:5432/t"
