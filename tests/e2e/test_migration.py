@@ -40,7 +40,7 @@ def test_it_migrates_a_dashboard_to_the_target(api, source_admin, target_admin):
         },
     )
     assert answer.status_code == 201, answer.text
-    task = api.wait_for_status(answer.json()["id"], {"SUCCESS", "FAILED"})
+    task = api.wait_for_status(answer.json()["id"], {"SUCCESS", "FAILED", "AWAITING_INPUT"})
     assert task["status"] == "SUCCESS", task["error"]
     assert task["dashboards"][0]["title"] == TITLE  # filled in from the source
     (migrated,) = target_admin.dashboards_by_title(TITLE)
@@ -49,23 +49,26 @@ def test_it_migrates_a_dashboard_to_the_target(api, source_admin, target_admin):
     assert target_admin.dashboard_charts(migrated["id"])  # charts came along
 
 
-def test_a_second_run_without_overwrite_fails_with_supersets_reason(api, source_admin):
+def test_a_second_run_without_overwrite_asks_before_overwriting(api, source_admin):
     body = {
         "source": "source",
         "target": "target",
         "dashboards": [_sales_id(source_admin)],
         "overwrite": True,
     }
-    first = api.wait_for_status(
-        api.post("/api/migrations", json=body).json()["id"], {"SUCCESS", "FAILED"}
-    )
+    done = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
+    first = api.wait_for_status(api.post("/api/migrations", json=body).json()["id"], done)
     assert first["status"] == "SUCCESS"
     body["overwrite"] = False
-    second = api.wait_for_status(
-        api.post("/api/migrations", json=body).json()["id"], {"SUCCESS", "FAILED"}
+    second = api.wait_for_status(api.post("/api/migrations", json=body).json()["id"], done)
+    assert second["status"] == "AWAITING_INPUT"
+    (field,) = second["input_request"]["fields"]
+    assert field["type"] == "overwrite" and field["key"].startswith("dashboards/")
+    assert api.post(f"/api/tasks/{second['id']}/resume", json={}).status_code == 400
+    assert (
+        api.post(f"/api/tasks/{second['id']}/resume", json={"overwrite": True}).status_code == 202
     )
-    assert second["status"] == "FAILED"
-    assert "already exists" in second["error"]
+    assert api.wait_for_status(second["id"], done)["status"] == "SUCCESS"
 
 
 def test_a_wrong_target_password_fails_with_a_clear_reason(api, superset, source_admin, app_server):
@@ -78,7 +81,7 @@ def test_a_wrong_target_password_fails_with_a_clear_reason(api, superset, source
             "dashboards": [_sales_id(source_admin)],
         },
     ).json()
-    task = api.wait_for_status(created["id"], {"SUCCESS", "FAILED"})
+    task = api.wait_for_status(created["id"], {"SUCCESS", "FAILED", "AWAITING_INPUT"})
     assert task["status"] == "FAILED"
     assert "target-wrong-password" in task["error"]
     assert "username or password" in task["error"].lower()
@@ -94,7 +97,7 @@ def test_an_unreachable_target_fails_with_a_clear_reason(api, source_admin):
         "/api/migrations",
         json={"source": "source", "target": "nowhere", "dashboards": [_sales_id(source_admin)]},
     ).json()
-    task = api.wait_for_status(created["id"], {"SUCCESS", "FAILED"})
+    task = api.wait_for_status(created["id"], {"SUCCESS", "FAILED", "AWAITING_INPUT"})
     assert task["status"] == "FAILED"
     assert "nowhere" in task["error"] and "127.0.0.1:9" in task["error"]
 
@@ -103,7 +106,7 @@ def test_an_unknown_dashboard_fails_naming_it(api):
     created = api.post(
         "/api/migrations", json={"source": "source", "target": "target", "dashboards": [987654]}
     ).json()
-    task = api.wait_for_status(created["id"], {"SUCCESS", "FAILED"})
+    task = api.wait_for_status(created["id"], {"SUCCESS", "FAILED", "AWAITING_INPUT"})
     assert task["status"] == "FAILED"
     assert "987654" in task["error"]
 
