@@ -1,11 +1,58 @@
-from django.contrib import admin
+from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from migrator.dashboards import check_connection
 from migrator.forms import EnvironmentForm
 from migrator.models import Environment
+from tasks_app.admin import TaskAdmin
+from tasks_app.models import Task
 
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
+    # EnvironmentForm: the password is write-only (never rendered back; blank keeps it).
     form = EnvironmentForm
-    list_display = ["name", "url", "username", "provider", "updated_at"]
+    list_display = ["name", "url", "username", "provider", "verify_tls", "updated_at"]
+    list_filter = ["provider", "verify_tls"]
     search_fields = ["name", "url", "username"]
+    readonly_fields = ["created_at", "updated_at"]
+    actions = ["test_connections"]
+
+    @admin.action(description="Test the connection of selected environments")
+    def test_connections(self, request: HttpRequest, queryset: QuerySet[Environment]) -> None:
+        for env in queryset:
+            result = check_connection(env)
+            level = messages.SUCCESS if result["ok"] else messages.ERROR
+            self.message_user(request, f"{env.name}: {result['message']}", level)
+
+
+class EnvironmentFilter(admin.SimpleListFilter):
+    """Tasks from or to an environment (by id, so a renamed one keeps its tasks)."""
+
+    title = "environment"
+    parameter_name = "environment"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(pk), name) for pk, name in Environment.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Task]) -> QuerySet[Task]:
+        value = self.value()
+        if not value or not value.isdigit():
+            return queryset
+        pk = int(value)
+        return queryset.filter(Q(params__source__id=pk) | Q(params__target__id=pk))
+
+
+class MigrationTaskAdmin(TaskAdmin):
+    """The generic task admin, plus what only this app knows: environments."""
+
+    list_filter = [*TaskAdmin.list_filter, EnvironmentFilter]
+
+
+admin.site.unregister(Task)
+admin.site.register(Task, MigrationTaskAdmin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Router, Schema
@@ -22,7 +23,41 @@ from tasks_app.api import router as tasks_router
 from tasks_app.engine import field_id
 from tasks_app.models import Task
 
-api = NinjaAPI(
+# Answers every operation can give besides its own, declared once here so the
+# document stays true for endpoints added later. (status, description, when)
+COMMON_ERRORS: list[tuple[int, str, str]] = [
+    (400, "Invalid input: `errors` maps each field to its messages", "has_input"),
+    (401, "Not logged in (no valid session cookie)", "always"),
+    (403, "CSRF check failed (send the csrftoken cookie's value as X-CSRFToken)", "unsafe"),
+    (404, "No such object", "has_path_params"),
+]
+
+
+class MigratorAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(**kwargs)
+        for operations in schema["paths"].values():
+            for method, operation in operations.items():
+                _declare_common_errors(method, operation)
+        return schema
+
+
+def _declare_common_errors(method: str, operation: dict[str, Any]) -> None:
+    parameters = operation.get("parameters", [])
+    applies = {
+        "always": True,
+        "unsafe": method.lower() not in ("get", "head", "options"),
+        "has_input": bool(parameters or operation.get("requestBody")),
+        "has_path_params": any(p.get("in") == "path" for p in parameters),
+    }
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    responses = operation["responses"]
+    for status, description, when in COMMON_ERRORS:
+        if applies[when] and status not in responses and str(status) not in responses:
+            responses[status] = {"description": description, "content": error}
+
+
+api = MigratorAPI(
     title="Superset Migrator API",
     version="1",
     description="Move Superset dashboards between environments as background tasks. "
@@ -30,6 +65,8 @@ api = NinjaAPI(
     "as X-CSRFToken on every POST.",
     auth=django_auth,
     urls_namespace="api",
+    # The document and its browser view need a login like every other page.
+    docs_decorator=login_required,
 )
 
 

@@ -6,5 +6,6 @@ class MigratorConfig(AppConfig):
     verbose_name = "Migrator"
 
     def ready(self) -> None:
-        # Registers the "migration" task kind with the task engine.
-        from migrator import pipeline  # noqa: F401
+        # Registers the "migration" task kind with the task engine, and our
+        # deploy checks.
+        from migrator import checks, pipeline  # noqa: F401

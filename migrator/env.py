@@ -7,7 +7,9 @@ production never silently turns into a default.
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -73,11 +75,49 @@ class Env:
             raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
         return number
 
-    def list(self, name: str, default: list[str]) -> list[str]:
+    def list(self, name: str, default: list[str], *, required: bool = False) -> list[str]:
         value = self._raw(name)
         if value is None:
             return list(default)
-        return [item.strip() for item in value.split(",") if item.strip()]
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if required and not items:
+            raise ImproperlyConfigured(f"{name}={value!r} names nothing: give at least one value.")
+        return items
+
+    def origins(self, name: str, default: list[str]) -> list[str]:
+        """Comma-separated origins such as ``https://migrator.example.com``."""
+        items = self.list(name, default)
+        for item in items:
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ImproperlyConfigured(
+                    f"{name}: {item!r} is not an origin; write it with its scheme, "
+                    "e.g. https://migrator.example.com"
+                )
+        return items
+
+    def url(self, name: str, default: str | None, *, schemes: tuple[str, ...]) -> str | None:
+        value = self._raw(name)
+        if value is None:
+            return default
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise ImproperlyConfigured(
+                f"{name}={_without_password(value)!r} must be a URL starting with "
+                + " or ".join(f"{s}://" for s in schemes)
+                + "."
+            )
+        return value
+
+    def timezone(self, name: str, default: str) -> str:
+        value = self.str(name, default)
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ImproperlyConfigured(
+                f"{name}={value!r} is not a time zone name (e.g. UTC, Europe/Paris)."
+            ) from None
+        return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self._raw(name)
@@ -88,8 +128,37 @@ class Env:
         return value
 
 
+def directory(name: str, path: str) -> Path:
+    """A folder the app writes to, created when missing."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"{name}={path!r}: cannot create this folder ({exc.strerror})."
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise ImproperlyConfigured(f"{name}={path!r}: this folder is not writable.")
+    return folder
+
+
+def _without_password(url: str) -> str:
+    """``url`` fit for an error message: a password in it becomes ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable URL>"
+    if not password:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{netloc[2]}").geturl()
+
+
 def database_from_url(name: str, url: str, base_dir: os.PathLike | str) -> dict:
     """Turn ``sqlite:///path`` or ``postgres://user:pw@host:port/db`` into DATABASES['default']."""
+    shown = _without_password(url)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
@@ -97,11 +166,14 @@ def database_from_url(name: str, url: str, base_dir: os.PathLike | str) -> dict:
         # sqlite:///relative/path and sqlite:////absolute/path, like SQLAlchemy.
         path = path[1:] if path.startswith("/") else path
         if not path:
-            raise ImproperlyConfigured(f"{name}={url!r} names no SQLite file.")
+            raise ImproperlyConfigured(f"{name}={shown!r} names no SQLite file.")
         full = path if os.path.isabs(path) else os.path.join(base_dir, path)
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": full,
+            # A file, not shared-cache memory, so tests with worker threads get
+            # SQLite's real locking (busy timeout) instead of "table is locked".
+            "TEST": {"NAME": f"{full}.test-{os.getpid()}"},
             # WAL lets the web thread read while the worker thread writes.
             "OPTIONS": {
                 "timeout": 20,
@@ -111,12 +183,12 @@ def database_from_url(name: str, url: str, base_dir: os.PathLike | str) -> dict:
         }
     if scheme in ("postgres", "postgresql", "pgsql"):
         if not parts.path.strip("/"):
-            raise ImproperlyConfigured(f"{name}={url!r} names no database.")
+            raise ImproperlyConfigured(f"{name}={shown!r} names no database.")
         options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         try:
             port = parts.port
         except ValueError:
-            raise ImproperlyConfigured(f"{name}={url!r} has an invalid port.") from None
+            raise ImproperlyConfigured(f"{name}={shown!r} has an invalid port.") from None
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.strip("/")),
@@ -129,5 +201,5 @@ def database_from_url(name: str, url: str, base_dir: os.PathLike | str) -> dict:
             "OPTIONS": options,
         }
     raise ImproperlyConfigured(
-        f"{name}={url!r}: only sqlite:/// and postgres:// URLs are supported."
+        f"{name}={shown!r}: only sqlite:/// and postgres:// URLs are supported."
     )

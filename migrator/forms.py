@@ -36,6 +36,8 @@ def resolve_environment(value: Any) -> Environment | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
+    if "\x00" in text:
+        return None  # PostgreSQL refuses NUL in a query: no name can hold one anyway
     query = Q(name=text)
     if text.isdigit():
         query |= Q(pk=int(text))

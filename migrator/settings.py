@@ -9,24 +9,30 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from migrator.env import Env, database_from_url
+from migrator.env import Env, database_from_url, directory
 
 env = Env()
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env.str("DATA_DIR", str(BASE_DIR / "data")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR = directory("DATA_DIR", env.str("DATA_DIR", str(BASE_DIR / "data")))
+
+# Names of the secrets read from files generated in DATA_DIR instead of the
+# environment: fine on a laptop, a deploy-check warning in production
+# (migrator/checks.py).
+GENERATED_SECRETS: list[str] = []
 
 
-def _generated_secret(filename: str, make) -> str:
+def _generated_secret(setting: str, filename: str, make) -> str:
     """A secret generated once into DATA_DIR and kept there.
 
     Convenient on a laptop; production sets the variable instead (README,
     "Configuration").
     """
+    GENERATED_SECRETS.append(setting)
     path = DATA_DIR / filename
     if not path.exists():
         path.write_text(make())
@@ -36,15 +42,27 @@ def _generated_secret(filename: str, make) -> str:
 
 DEBUG = env.bool("DEBUG", False)
 SECRET_KEY = env.str("SECRET_KEY") or _generated_secret(
-    "secret_key", lambda: secrets.token_urlsafe(50)
+    "SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50)
 )
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"], required=True)
+CSRF_TRUSTED_ORIGINS = env.origins("CSRF_TRUSTED_ORIGINS", [])
 
 # Fernet keys for credentials at rest: the first encrypts, all decrypt (rotation).
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", []) or [
-    _generated_secret("field_encryption_key", lambda: Fernet.generate_key().decode())
+    _generated_secret(
+        "FIELD_ENCRYPTION_KEYS", "field_encryption_key", lambda: Fernet.generate_key().decode()
+    )
 ]
+for _number, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+    try:
+        Fernet(_key.encode())
+    except ValueError:
+        # Never echo the value: it is a secret, even when malformed.
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEYS: key {_number} is not a Fernet key (32 url-safe "
+            'base64-encoded bytes); make one with: python -c "from cryptography.fernet '
+            'import Fernet; print(Fernet.generate_key().decode())"'
+        ) from None
 
 INSTALLED_APPS = [
     "daphne",
@@ -56,6 +74,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    # Serves Swagger UI at /api/docs from its bundled copy, not from a CDN.
+    "ninja",
     "django_tasks_db",
     "tasks_app",
     "migrator",
@@ -116,9 +136,19 @@ if TASK_HEARTBEAT_TIMEOUT <= TASK_HEARTBEAT_INTERVAL:
     raise ImproperlyConfigured(
         "TASK_HEARTBEAT_TIMEOUT must be longer than TASK_HEARTBEAT_INTERVAL."
     )
+# SIGTERM lets a worker's running tasks finish for this long; past it the
+# worker hands them back (requeued, or failed when the step is not repeatable).
+WORKER_SHUTDOWN_TIMEOUT = env.float("WORKER_SHUTDOWN_TIMEOUT", 30.0, minimum=0.0)
+# On PostgreSQL, a queued task wakes idle workers in every process at once
+# (LISTEN/NOTIFY) instead of at their next poll.
+WORKER_NOTIFY = env.bool("WORKER_NOTIFY", True)
 
 # How long a task waits for a person's answer before it expires (seconds).
 INPUT_REQUEST_EXPIRY = env.int("INPUT_REQUEST_EXPIRY", 7 * 24 * 3600, minimum=60)
+# `manage.py purge_tasks`: keep tasks finished within this many days, and at
+# most this many tasks in all; 0 turns that rule off.
+TASK_RETENTION_DAYS = env.int("TASK_RETENTION_DAYS", 30, minimum=0, maximum=36500)
+TASK_RETENTION_LIMIT = env.int("TASK_RETENTION_LIMIT", 100, minimum=0)
 TASK_PAGE_SIZE = env.int("TASK_PAGE_SIZE", 10, minimum=1, maximum=500)
 API_MAX_LIMIT = env.int("API_MAX_LIMIT", 500, minimum=1)
 
@@ -128,12 +158,22 @@ SUPERSET_CONNECT_TIMEOUT = env.float("SUPERSET_CONNECT_TIMEOUT", 5.0, minimum=0.
 SUPERSET_VERIFY_TLS = env.bool("SUPERSET_VERIFY_TLS", True)
 
 # Channels: in-memory in one process; Redis when processes are several.
-CHANNEL_LAYER_URL = env.str("CHANNEL_LAYER_URL")
+CHANNEL_LAYER_URL = env.url("CHANNEL_LAYER_URL", None, schemes=("redis", "rediss", "unix"))
+
+
+def _channel_prefix(url: str) -> str:
+    parts = urlsplit(url)
+    db = parse_qs(parts.query).get("db", [""])[0] if parts.scheme == "unix" else parts.path
+    return f"migrator{db.strip('/') or '0'}"
+
+
 if CHANNEL_LAYER_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [CHANNEL_LAYER_URL]},
+            # Redis pub/sub ignores database numbers: the prefix keeps two
+            # deployments sharing a Redis (…/0, …/1) out of each other's events.
+            "CONFIG": {"hosts": [CHANNEL_LAYER_URL], "prefix": _channel_prefix(CHANNEL_LAYER_URL)},
         }
     }
 else:
@@ -142,7 +182,9 @@ else:
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": env.str("MEDIA_ROOT", str(DATA_DIR / "files"))},
+        "OPTIONS": {
+            "location": str(directory("MEDIA_ROOT", env.str("MEDIA_ROOT", str(DATA_DIR / "files"))))
+        },
     },
     "staticfiles": {
         # Scaled-out deployments run collectstatic and get hashed, compressed
@@ -156,8 +198,7 @@ STORAGES = {
 }
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(env.str("STATIC_ROOT", str(DATA_DIR / "static")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATIC_ROOT = directory("STATIC_ROOT", env.str("STATIC_ROOT", str(DATA_DIR / "static")))
 # Embedded mode serves static files from the finders, no collectstatic needed.
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", True)
 
@@ -171,17 +212,23 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", "UTC")
+TIME_ZONE = env.timezone("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+# HTTPS hardening, all off by default (a laptop serves plain http://127.0.0.1);
+# README "Production" sets them and `manage.py check --deploy` is then clean.
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False)
 if env.bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# For a deliberate exception to a deploy check, e.g. security.W021 (HSTS preload).
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", [])
 
 LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {

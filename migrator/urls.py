@@ -29,6 +29,11 @@ urlpatterns = [
     path("tasks/table/", task_views.task_table, name="task-table"),
     path("tasks/rows/", task_views.task_rows, name="task-rows"),
     path("tasks/<int:task_id>/", task_views.task_detail, name="task-detail"),
+    path("tasks/<int:task_id>/logs", task_views.task_logs, name="task-logs"),
+    path("tasks/<int:task_id>/logs/entries", task_views.task_log_entries, name="task-log-entries"),
+    path(
+        "tasks/<int:task_id>/logs/download", task_views.task_log_download, name="task-log-download"
+    ),
     path("tasks/<int:task_id>/input/", task_views.task_input, name="task-input"),
     path("tasks/<int:task_id>/answer/", task_views.task_answer, name="task-answer"),
     path("tasks/<int:task_id>/cancel/", task_views.task_cancel, name="task-cancel"),

@@ -1,28 +1,299 @@
-from django.contrib import admin
+"""Task triage for staff: find a task, read its log, cancel, retry or expire it.
 
-from tasks_app.models import Task, TaskLogEntry
+The list reads only the task row and its owner (one query for the page
+whatever its size); the change page shows the log a page at a time and the
+pending input request's fields, never a value (none is ever stored).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+
+from tasks_app import engine
+from tasks_app.models import IllegalTransition, LogLevel, Status, Task
+from tasks_app.tasklog import TaskLog
+
+BADGE_COLOURS = {
+    Status.PENDING: "#6b7280",
+    Status.RUNNING: "#2563eb",
+    Status.AWAITING_INPUT: "#d97706",
+    Status.SUCCESS: "#15803d",
+    Status.FAILED: "#b91c1c",
+    Status.CANCELLED: "#374151",
+}
+LEVEL_COLOURS = {
+    LogLevel.DEBUG: "#6b7280",
+    LogLevel.INFO: "#2563eb",
+    LogLevel.WARNING: "#a16207",
+    LogLevel.ERROR: "#b91c1c",
+}
+LOG_PAGE_SIZE = 100
 
 
-class LogEntryInline(admin.TabularInline):
-    model = TaskLogEntry
-    fields = ["timestamp", "level", "message", "context"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+def status_badge(status: str, label: str) -> str:
+    return format_html(
+        '<span class="task-status task-status-{}" style="background:{};color:#fff;'
+        'border-radius:.7em;padding:.1em .6em;white-space:nowrap">{}</span>',
+        status.lower(),
+        BADGE_COLOURS.get(status, "#6b7280"),
+        label,
+    )
 
 
-@admin.register(Task)
+def human_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "–"
+    seconds = int(value.total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"{request.user.get_username()} (admin)"
+
+
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "status", "owner", "created_at", "started_at", "finished_at"]
+    list_display = [
+        "id",
+        "status_badge",
+        "kind",
+        "owner",
+        "route",
+        "items",
+        "created_at",
+        "duration_display",
+    ]
+    list_display_links = ["id"]
     list_filter = ["status", "kind", "created_at"]
-    search_fields = ["=id", "error"]
     list_select_related = ["owner"]
-    readonly_fields = [f.name for f in Task._meta.fields]
-    inlines = [LogEntryInline]
+    list_per_page = 50
+    # The box only; get_search_results decides what a term matches.
+    search_fields = ["=id"]
+    search_help_text = "A task id (123 or #123), or text in a dashboard title or in the error."
+    ordering = ["-id"]
+    actions = ["cancel_tasks", "retry_tasks", "expire_input_requests"]
+    fieldsets = [
+        (None, {"fields": ["status_badge", "kind", "owner", "route", "items", "options"]}),
+        ("Timing", {"fields": ["created_at", "started_at", "finished_at", "duration_display"]}),
+        (
+            "Engine",
+            {
+                "fields": [
+                    "error",
+                    "step",
+                    "checkpoint_json",
+                    "params_json",
+                    "attempts",
+                    "worker_id",
+                    "heartbeat_at",
+                    "cancel_requested",
+                ],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
+    readonly_fields = [
+        "status_badge",
+        "kind",
+        "owner",
+        "route",
+        "items",
+        "options",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration_display",
+        "error",
+        "step",
+        "checkpoint_json",
+        "params_json",
+        "attempts",
+        "worker_id",
+        "heartbeat_at",
+        "cancel_requested",
+    ]
 
-    def has_add_permission(self, request) -> bool:
+    # --- columns -----------------------------------------------------------
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, task: Task) -> str:
+        return status_badge(task.status, task.get_status_display())
+
+    @admin.display(description="source → target")
+    def route(self, task: Task) -> str:
+        shown = engine.describe(task)
+        if not (shown.get("source") or shown.get("target")):
+            return "–"
+        return f"{shown.get('source', '?')} → {shown.get('target', '?')}"
+
+    @admin.display(description="dashboards")
+    def items(self, task: Task) -> str:
+        names = engine.describe(task).get("items") or []
+        if len(names) > 3:
+            return f"{', '.join(names[:3])} and {len(names) - 3} more"
+        return ", ".join(names) or "–"
+
+    @admin.display(description="options")
+    def options(self, task: Task) -> str:
+        return engine.describe(task).get("options") or "–"
+
+    @admin.display(description="duration")
+    def duration_display(self, task: Task) -> str:
+        return human_duration(task.duration)
+
+    @admin.display(description="checkpoint")
+    def checkpoint_json(self, task: Task) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(task.checkpoint, indent=2))
+
+    @admin.display(description="params")
+    def params_json(self, task: Task) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(task.params, indent=2))
+
+    # --- reading only ------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting goes through `manage.py purge_tasks`: it removes saved files
+        # too, and does not list a million log entries on a confirmation page.
+        return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Task], search_term: str
+    ) -> tuple[QuerySet[Task], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        number = term.removeprefix("#")
+        if number.isdigit():
+            return queryset.filter(pk=int(number)), False
+        # Titles live in the params JSON, where SQLite keeps non-ASCII escaped.
+        escaped = json.dumps(term)[1:-1]
+        match = Q(error__icontains=term) | Q(params__dashboards__icontains=term)
+        if escaped != term:
+            match |= Q(params__dashboards__icontains=escaped)
+        return queryset.filter(match), False
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        task = self.get_object(request, object_id)
+        # Everything is read-only: changes go through the actions.
+        context = {"show_save": False, "show_save_and_continue": False, **(extra_context or {})}
+        if task is not None:
+            context.update(self._log_context(request, task))
+            context["input_request"] = task.pending_input
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def _log_context(self, request: HttpRequest, task: Task) -> dict[str, Any]:
+        entries = task.log_entries.order_by("id").only(
+            "id", "timestamp", "level", "message", "context"
+        )
+        paginator = Paginator(entries, LOG_PAGE_SIZE)
+        wanted = request.GET.get("log_page", "")
+        # Newest last, and the newest page first: that is where a failure is.
+        page = paginator.get_page(wanted if wanted.isdigit() else paginator.num_pages)
+        rows = [
+            {
+                "entry": entry,
+                "colour": LEVEL_COLOURS.get(entry.level, "#6b7280"),
+                "context": json.dumps(entry.context, indent=2, ensure_ascii=False, default=str)
+                if entry.context
+                else "",
+            }
+            for entry in page.object_list
+        ]
+        return {"log_page": page, "log_rows": rows, "log_page_range": _page_links(page)}
+
+    # --- actions -----------------------------------------------------------
+
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Task],
+        act: Callable[[Task], str | None],
+        done: str,
+    ) -> None:
+        """Run ``act`` on each task; it returns why it refused, or None when it acted."""
+        acted, refused = [], []
+        for task in queryset.select_related(None).order_by("id"):
+            try:
+                problem = act(task)
+            except IllegalTransition as exc:
+                problem = str(exc)
+            if problem:
+                refused.append(f"#{task.pk}: {problem}")
+            else:
+                acted.append(f"#{task.pk}")
+        if acted:
+            self.message_user(request, f"{done}: {', '.join(acted)}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not changed — " + "; ".join(refused), messages.WARNING)
+
+    @admin.action(description="Cancel selected tasks", permissions=["change"])
+    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        def cancel(task: Task) -> str | None:
+            if not task.is_active:
+                return f"it is {task.get_status_display().lower()}"
+            task.cancel()
+            TaskLog(task).warning(f"Cancel requested by {_actor(request)}.")
+            return None
+
+        self._each(request, queryset, cancel, "Cancelled (running ones stop after their step)")
+
+    @admin.action(
+        description="Retry selected tasks (from the checkpoint when safe)",
+        permissions=["change"],
+    )
+    def retry_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        def retry(task: Task) -> str | None:
+            if task.status not in (Status.FAILED, Status.CANCELLED):
+                return f"it is {task.get_status_display().lower()}; only failed or cancelled tasks can be retried"
+            try:
+                engine.get_kind(task.kind)
+            except LookupError:
+                return f"this server does not know how to run {task.kind!r} tasks"
+            if engine.can_resume(task):
+                engine.retry(task, by=request.user)
+            else:
+                engine.retry_from_start(task, by=request.user)
+            return None
+
+        self._each(request, queryset, retry, "Queued again")
+
+    @admin.action(description="Expire the input request of selected tasks", permissions=["change"])
+    def expire_input_requests(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        def expire(task: Task) -> str | None:
+            if not engine.expire_input(task, by=request.user):
+                return "it is not waiting for input"
+            return None
+
+        self._each(request, queryset, expire, "Expired (the tasks failed)")
+
+
+def _page_links(page: Any) -> list[int | str]:
+    if page.paginator.num_pages <= 1:
+        return []
+    return list(page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1))
+
+
+admin.site.register(Task, TaskAdmin)

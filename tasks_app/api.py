@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema
 from ninja import Status as Reply
 from ninja.errors import HttpError
 from pydantic import Field
 
-from tasks_app import engine
+from tasks_app import engine, logs
 from tasks_app.models import IllegalTransition, Status, Task
 
 router = Router(tags=["tasks"])
@@ -62,9 +62,31 @@ class TaskPage(Schema):
 
 
 class TaskListParams(Schema):
-    limit: int = Field(default_factory=lambda: settings.TASK_PAGE_SIZE, ge=1, le=500)
+    limit: int = Field(
+        default_factory=lambda: settings.TASK_PAGE_SIZE, ge=1, le=settings.API_MAX_LIMIT
+    )
     offset: int = Field(0, ge=0, le=10_000_000)
     status: list[Status] = Field(default_factory=list)
+
+
+class LogEntryOut(Schema):
+    id: int
+    timestamp: datetime
+    level: str = Field(description="DEBUG, INFO, WARNING or ERROR")
+    message: str
+    context: dict[str, Any]
+
+
+class LogPageOut(Schema):
+    task_id: int
+    entries: list[LogEntryOut] = Field(description="Ascending by id (oldest first).")
+    next: int | None = Field(
+        description="Pass as `after` for newer entries; null when there are none yet "
+        "(follow a running task with `after=<id of the last entry>`)."
+    )
+    previous: int | None = Field(
+        description="Pass as `before` for the older page; null at the start of the log."
+    )
 
 
 class ErrorOut(Schema):
@@ -171,3 +193,32 @@ def retry_task(request: HttpRequest, task_id: int) -> Any:
         raise HttpError(409, str(exc)) from None
     task.refresh_from_db()
     return Reply(202, task_json(task))
+
+
+@router.get(
+    "/tasks/{task_id}/logs",
+    response={200: LogPageOut, 400: ErrorOut, 404: ErrorOut},
+    summary="A page of a task's log",
+    description="Without `after`/`before`: the newest page. Cursors are entry ids, so pages "
+    "neither skip nor repeat entries while the task keeps writing. `level` is a minimum level; "
+    "`search` matches the message or the context, in any case.",
+)
+def task_logs(request: HttpRequest, task_id: int, filters: Query[logs.LogParams]) -> Any:
+    if not Task.objects.filter(pk=task_id).exists():
+        raise Http404("No such task")
+    page = logs.read_page(task_id, filters)
+    return {
+        "task_id": task_id,
+        "entries": [
+            {
+                "id": e.pk,
+                "timestamp": e.timestamp,
+                "level": e.level_name,
+                "message": e.message,
+                "context": e.context,
+            }
+            for e in page.entries
+        ],
+        "next": page.next,
+        "previous": page.previous,
+    }

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from tasks_app import live
+from tasks_app import live, logs
 from tasks_app.models import Status, Task
+
+logger = logging.getLogger("tasks_app.consumers")
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -31,9 +34,28 @@ class _Base(AsyncWebsocketConsumer):
         self.json = self._query().get("format", ["html"])[0] == "json"
         return True
 
+    async def _join(self, group: str) -> bool:
+        """Join ``group`` and accept; refuse when the channel layer (Redis) is away.
+
+        The refused browser retries with back-off and polls meanwhile.
+        """
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:  # noqa: BLE001 - Redis down: any error means "not now"
+            logger.warning("Refusing a WebSocket: the channel layer is unavailable (%s)", exc)
+            await self.close()
+            return False
+        self.group = group
+        await self.accept()
+        live.watch(self)
+        return True
+
     async def disconnect(self, code: int) -> None:
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except Exception:  # Redis away: its subscriptions are gone anyway
+                logger.debug("group_discard failed", exc_info=True)
 
 
 class TaskHistoryConsumer(_Base):
@@ -49,9 +71,7 @@ class TaskHistoryConsumer(_Base):
         self.statuses = {s for s in self._query().get("status", []) if s in Status.values}
         # "notify": only the header's count and toasts, on every page.
         self.notify_only = self._query().get("view", [""])[0] == "notify"
-        self.group = live.HISTORY_GROUP
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        await self._join(live.HISTORY_GROUP)
 
     async def task_changed(self, event: dict[str, Any]) -> None:
         task = event["task"]
@@ -78,12 +98,44 @@ class TaskStatusConsumer(_Base):
         if not await database_sync_to_async(Task.objects.filter(pk=task_id).exists)():
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group = live.task_group(task_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        await self._join(live.task_group(task_id))
 
     async def task_status(self, event: dict[str, Any]) -> None:
         if self.json:
             await self.send(text_data=json.dumps({"event": "task.status", **event["task"]}))
+        else:
+            await self.send(text_data=event["html"])
+
+
+class TaskLogConsumer(_Base):
+    """``/ws/tasks/{id}/logs``: each new entry of one task's log.
+
+    ``?level=WARNING&search=text`` mirror the viewer's filters, so a filtered
+    viewer only receives entries it would show.
+    """
+
+    async def connect(self) -> None:
+        if not await self._authenticate():
+            return
+        task_id = self.scope["url_route"]["kwargs"]["task_id"]
+        if not await database_sync_to_async(Task.objects.filter(pk=task_id).exists)():
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        params, _ = logs.parse_params({k: v[0] for k, v in self._query().items()})
+        self.min_level = params.min_level or 0
+        self.search = params.search.casefold()
+        await self._join(live.task_logs_group(task_id))
+
+    async def log_entry(self, event: dict[str, Any]) -> None:
+        entry = event["entry"]
+        if event["level"] < self.min_level:
+            return
+        if self.search and not (
+            self.search in entry["message"].casefold()
+            or self.search in json.dumps(entry["context"], ensure_ascii=False).casefold()
+        ):
+            return
+        if self.json:
+            await self.send(text_data=json.dumps({"event": "log.entry", **entry}))
         else:
             await self.send(text_data=event["html"])

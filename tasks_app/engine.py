@@ -43,6 +43,10 @@ class Cancelled(Exception):
     pass
 
 
+class RunLost(Exception):
+    """This run no longer owns its task (its heartbeat found it reaped or moved)."""
+
+
 @dataclass
 class StepContext:
     task: Task
@@ -50,8 +54,13 @@ class StepContext:
     checkpoint: dict[str, Any]
     # Secrets handed to this run only (e.g. answered passwords); never saved.
     inputs: dict[str, Any] = field(default_factory=dict)
+    # Set by the heartbeat when this run no longer owns the task (reaped, or
+    # moved by someone else): the step must stop at its next check.
+    lost: threading.Event = field(default_factory=threading.Event)
 
     def check_cancelled(self) -> None:
+        if self.lost.is_set():
+            raise RunLost()
         if Task.objects.filter(pk=self.task.pk, cancel_requested=True).exists():
             raise Cancelled()
 
@@ -128,9 +137,11 @@ def submit(kind: str, *, owner: Any, params: dict[str, Any]) -> Task:
 def enqueue(task: Task) -> None:
     """Queue a run of ``task`` on django.tasks; committed with the caller's transaction."""
     from tasks_app.tasks import run_task
-    from tasks_app.worker import wake_workers
+    from tasks_app.worker import notify_workers, wake_workers
 
     run_task.enqueue(task.pk)
+    # Idle workers of this process at once, and of other processes too.
+    notify_workers()
     transaction.on_commit(wake_workers)
 
 
@@ -145,20 +156,73 @@ def retry(task: Task, *, by: Any = None) -> None:
     )
 
 
+WORKER_LOST = "Worker lost during step"
+
+
+def can_resume(task: Task) -> bool:
+    """May a retry start at the task's checkpoint, or must it start over?
+
+    Not when this server does not know the kind or the step any more (the
+    code changed), nor when a worker died inside a step that is not safe to
+    repeat: what that step left behind is unknown, so the kind's steps run
+    again from the first.
+    """
+    kind = _KINDS.get(task.kind)
+    if kind is None:
+        return False
+    if not task.step:
+        return True
+    step = kind.step_named(task.step)
+    if step is None:
+        return False
+    return step.repeatable or not task.error.startswith(WORKER_LOST)
+
+
+def retry_from_start(task: Task, *, by: Any = None) -> None:
+    """Run a failed or cancelled task again from its first step, on a clean checkpoint."""
+    previous = Task(
+        pk=task.pk, kind=task.kind, params=task.params, checkpoint=dict(task.checkpoint)
+    )
+    with transaction.atomic():
+        task.retry(from_start=True)
+        enqueue(task)
+    kind = _KINDS.get(task.kind)
+    if kind:
+        kind.cleanup(previous)  # the files of the abandoned attempt
+    who = getattr(by, "username", None)
+    TaskLog(task).info(f"Retry from the start requested{f' by {who}' if who else ''}.")
+
+
 # --- running -------------------------------------------------------------
 
 
 class _Heartbeat(threading.Thread):
-    def __init__(self, task: Task, interval: float) -> None:
+    """Proves the run is alive every ``interval``; notices when it is no longer ours."""
+
+    def __init__(self, task: Task, interval: float, lost: threading.Event) -> None:
         super().__init__(name=f"heartbeat-{task.pk}", daemon=True)
         self.task = task
         self.interval = interval
+        self.lost = lost
         self.stopped = threading.Event()
 
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.interval):
-                self.task.beat()
+                try:
+                    alive = self.task.beat()
+                except Exception:
+                    # A database blip: keep beating; the timeout is many intervals.
+                    logger.warning("Heartbeat of task %s failed", self.task.pk, exc_info=True)
+                    close_old_connections()
+                    continue
+                if not alive and not self.stopped.is_set():
+                    logger.warning(
+                        "Task %s: this run lost the task (reaped or moved); stopping it.",
+                        self.task.pk,
+                    )
+                    self.lost.set()
+                    return
         finally:
             close_old_connections()
 
@@ -188,9 +252,9 @@ def run(task_id: int, worker_id: str, inputs: dict[str, Any] | None = None) -> s
         task.fail(f"Unknown task kind {task.kind!r}")
         return task.status
 
-    heartbeat = _Heartbeat(task, settings.TASK_HEARTBEAT_INTERVAL)
-    heartbeat.start()
     ctx = StepContext(task=task, log=log, checkpoint=dict(task.checkpoint), inputs=inputs or {})
+    heartbeat = _Heartbeat(task, settings.TASK_HEARTBEAT_INTERVAL, ctx.lost)
+    heartbeat.start()
     try:
         for step in kind.steps_from(task.step):
             ctx.check_cancelled()
@@ -208,9 +272,9 @@ def run(task_id: int, worker_id: str, inputs: dict[str, Any] | None = None) -> s
     except TaskFailed as exc:
         log.error(str(exc))
         task.fail(str(exc))
-    except IllegalTransition as exc:
+    except (IllegalTransition, RunLost) as exc:
         # Someone else moved the task (cancelled, reaped): they own it now.
-        logger.warning("Task %s: %s", task_id, exc)
+        logger.warning("Task %s: %s", task_id, exc or "this run lost the task")
     except Exception as exc:
         logger.exception("Task %s crashed", task_id)
         log.error(
@@ -337,60 +401,112 @@ def answer(task: Task, answers: dict[str, Any], *, user: Any) -> Task:
         answers.clear()
 
 
+def _expire(task: Task, request: InputRequest, error: str, message: str) -> bool:
+    request.close(InputRequest.State.EXPIRED)
+    try:
+        task.fail(error)
+    except IllegalTransition:
+        return False
+    kind = _KINDS.get(task.kind)
+    if kind:
+        kind.cleanup(task)
+    TaskLog(task).error(message, requested_at=request.created_at.isoformat())
+    return True
+
+
 def expire_input_requests() -> list[int]:
     """Fail tasks whose question stayed unanswered past INPUT_REQUEST_EXPIRY."""
     expired = []
+    days = settings.INPUT_REQUEST_EXPIRY / 86400
     for request in InputRequest.objects.filter(
         state="OPEN", expires_at__lt=timezone.now()
     ).select_related("task"):
-        task = request.task
-        request.close(InputRequest.State.EXPIRED)
-        days = settings.INPUT_REQUEST_EXPIRY / 86400
-        try:
-            task.fail(f"Expired: nobody answered the input request within {days:g} day(s).")
-        except IllegalTransition:
-            continue
-        kind = _KINDS.get(task.kind)
-        if kind:
-            kind.cleanup(task)
-        TaskLog(task).error(
+        if _expire(
+            request.task,
+            request,
+            f"Expired: nobody answered the input request within {days:g} day(s).",
             f"Expired after waiting {days:g} day(s) for input; saved files were removed.",
-            requested_at=request.created_at.isoformat(),
-        )
-        expired.append(task.pk)
+        ):
+            expired.append(request.task_id)
     return expired
+
+
+def expire_input(task: Task, *, by: Any = None) -> bool:
+    """Give up waiting for this task's answer now (staff triage); False if it was not waiting."""
+    request = InputRequest.objects.filter(task=task, state="OPEN").first()
+    task.refresh_from_db()
+    if request is None or task.status != Status.AWAITING_INPUT:
+        return False
+    who = getattr(by, "username", None) or "staff"
+    return _expire(
+        task,
+        request,
+        f"Expired: {who} closed the input request.",
+        f"The input request was expired by {who}; saved files were removed.",
+    )
 
 
 def reap_lost_tasks(timeout: float | None = None) -> list[int]:
     """RUNNING tasks whose heartbeat stopped: requeue them or fail them.
 
     A task is requeued when the step it was in is safe to repeat; otherwise
-    it fails with "worker lost", never staying RUNNING.
+    it fails with "worker lost", never staying RUNNING. Every worker reaps;
+    the status change is conditional on the run it saw (``attempts``), so
+    of several reapers one wins and a newer run is never touched.
     """
     timeout = settings.TASK_HEARTBEAT_TIMEOUT if timeout is None else timeout
-    handled = []
-    for task in Task.objects.stale(timeout):
-        kind = _KINDS.get(task.kind)
-        step = kind.step_named(task.step) if kind else None
-        # No step recorded yet: the worker died before doing anything.
-        safe = kind is not None and (not task.step or (step is not None and step.repeatable))
-        log = TaskLog(task)
-        try:
+    return [task.pk for task in Task.objects.stale(timeout) if _hand_back(task, "Worker lost")]
+
+
+def release_tasks(worker_ids: list[str]) -> list[int]:
+    """Hand back the RUNNING tasks of workers that stop before finishing them.
+
+    Called by a worker process whose graceful shutdown ran out of time: what
+    the reaper would do after the heartbeat timeout, done at once.
+    """
+    running = Task.objects.filter(status=Status.RUNNING, worker_id__in=worker_ids)
+    return [task.pk for task in running if _hand_back(task, "Worker stopped")]
+
+
+def _hand_back(task: Task, what: str) -> bool:
+    """Requeue ``task`` if its step is safe to repeat, else fail it; False if another process won."""
+    kind = _KINDS.get(task.kind)
+    step = kind.step_named(task.step) if kind else None
+    # No step recorded yet: the worker died before doing anything.
+    safe = kind is not None and (not task.step or (step is not None and step.repeatable))
+    worker = task.worker_id
+    log = TaskLog(task)
+    try:
+        with transaction.atomic():
             if safe:
-                with transaction.atomic():
-                    task.requeue()
-                    enqueue(task)
-                log.warning(
-                    f"Worker lost during step {task.step or 'start'!r}; it is safe to repeat, so the task was queued again.",
-                    worker=task.worker_id,
-                )
+                task.requeue()
+                _release_queue_message(task.pk, worker)
+                enqueue(task)
             else:
-                task.fail(f"Worker lost during step {task.step!r}")
-                log.error(
-                    f"Worker lost during step {task.step!r}; it is not safe to repeat automatically. Retry the task to run it again.",
-                    worker=task.worker_id,
-                )
-        except IllegalTransition:
-            continue
-        handled.append(task.pk)
-    return handled
+                task.fail(f"{WORKER_LOST} {task.step!r}")
+                _release_queue_message(task.pk, worker)
+    except IllegalTransition:
+        return False
+    if safe:
+        log.warning(
+            f"{what} during step {task.step or 'start'!r}; it is safe to repeat, so the task was queued again.",
+            worker=worker,
+        )
+    else:
+        log.error(
+            f"{what} during step {task.step!r}; it is not safe to repeat automatically. Retry the task to run it again.",
+            worker=worker,
+        )
+    return True
+
+
+def _release_queue_message(task_id: int, worker: str) -> None:
+    """django-tasks-db never hears of a dead worker: close its RUNNING message for this task."""
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.filter(status="RUNNING", args_kwargs__args=[task_id]).update(
+        status="FAILED",
+        finished_at=timezone.now(),
+        exception_class_path="tasks_app.engine.WorkerLost",
+        traceback=f"Worker {worker or '?'} was lost or stopped; the task was reaped.",
+    )

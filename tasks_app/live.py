@@ -3,22 +3,42 @@
 Background code (worker threads or processes) and views call
 ``task_changed``; it renders the same fragment templates the pages include
 and sends them to the channel-layer groups the consumers listen on.
+
+Scaled out, the layer is Redis, and Redis can be down: publishing then never
+blocks nor crashes the task or request that publishes (a background thread
+sends, with a timeout), and web processes close their WebSockets when they
+lose Redis, so browsers reconnect and refresh what they missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import threading
+import time
+import weakref
+from collections import deque
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 
 logger = logging.getLogger("tasks_app.live")
 
 HISTORY_GROUP = "tasks"
+# A publish that Redis does not acknowledge within this many seconds is dropped.
+PUBLISH_TIMEOUT = 2.0
+# Publishes waiting while Redis is slow or down; past this the oldest are dropped
+# (browsers catch up by refreshing when their WebSocket comes back).
+PUBLISH_BACKLOG = 1000
+# How often a web process checks that its channel layer (Redis) is reachable.
+LAYER_CHECK_INTERVAL = 1.0
+# WebSocket close code "Service Restart": htmx's ws extension reconnects on it.
+CLOSE_SERVICE_RESTART = 1012
 
 _server_loop: asyncio.AbstractEventLoop | None = None
 
@@ -46,6 +66,9 @@ def send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    if not isinstance(layer, InMemoryChannelLayer):
+        _publisher().submit(layer, group, message)
+        return
     loop = _server_loop
     if loop is not None and loop.is_running() and not loop.is_closed():
         try:
@@ -62,6 +85,169 @@ def send(group: str, message: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(group, message)
     except Exception:
         logger.exception("Could not publish to %s", group)
+
+
+class _Publisher:
+    """One thread per process, with its own event loop, sends to a cross-process layer.
+
+    The caller only appends to a bounded backlog, so a Redis that is down or
+    hangs never holds up a task step or a request; one loop means one Redis
+    connection for every publish, and messages leave in the order they came.
+    """
+
+    def __init__(self) -> None:
+        self._backlog: deque[tuple[Any, str, dict[str, Any]]] = deque(maxlen=PUBLISH_BACKLOG)
+        self._cond = threading.Condition()
+        self._busy = False
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self._failing = 0
+        threading.Thread(target=self._run, name="live-publisher", daemon=True).start()
+        # A short-lived process (a management command) still delivers what it published.
+        atexit.register(self.flush, PUBLISH_TIMEOUT)
+
+    def submit(self, layer: Any, group: str, message: dict[str, Any]) -> None:
+        with self._cond:
+            if len(self._backlog) == PUBLISH_BACKLOG:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % PUBLISH_BACKLOG == 0:
+                    logger.warning(
+                        "Live updates are backing up (channel layer slow or down): "
+                        "%d dropped so far",
+                        self.dropped,
+                    )
+            self._backlog.append((layer, group, message))
+            self._cond.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted has been sent (or given up); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._backlog or self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        while True:
+            with self._cond:
+                while not self._backlog:
+                    self._cond.wait()
+                layer, group, message = self._backlog.popleft()
+                self._busy = True
+            try:
+                loop.run_until_complete(
+                    asyncio.wait_for(layer.group_send(group, message), PUBLISH_TIMEOUT)
+                )
+                self.sent += 1
+                if self._failing:
+                    logger.warning(
+                        "Live updates flow again after %d failed publish(es).", self._failing
+                    )
+                    self._failing = 0
+            except Exception as exc:  # noqa: BLE001 - whatever Redis does, the worker goes on
+                self.failed += 1
+                self._failing += 1
+                if self._failing == 1:
+                    # Once per outage: a worker must not flood its log while Redis is away.
+                    logger.warning(
+                        "Could not publish a live update to %s (%s: %s); dropping live "
+                        "updates until the channel layer answers again.",
+                        group,
+                        type(exc).__name__,
+                        exc,
+                    )
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+
+_publisher_instance: _Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def _publisher() -> _Publisher:
+    global _publisher_instance
+    with _publisher_lock:
+        if _publisher_instance is None:
+            _publisher_instance = _Publisher()
+        return _publisher_instance
+
+
+def flush(timeout: float = PUBLISH_TIMEOUT) -> bool:
+    """Deliver what this process has published so far (before a worker exits)."""
+    return _publisher_instance.flush(timeout) if _publisher_instance else True
+
+
+# --- the web side: a lost channel layer closes the WebSockets ------------------
+
+_consumers: weakref.WeakSet[Any] = weakref.WeakSet()
+_watcher: asyncio.Task | None = None
+
+
+def watch(consumer: Any) -> None:
+    """Called by each connected consumer, inside the server's event loop.
+
+    Redis pub/sub keeps no messages: while Redis is away (or restarting)
+    every event is lost, and a WebSocket that stays open would never know.
+    So when this process loses Redis it closes its WebSockets with "Service
+    Restart"; the browser falls back to polling, reconnects, and refreshes
+    its table on reconnecting (static/js/app.js).
+    """
+    global _watcher
+    _consumers.add(consumer)
+    url = getattr(settings, "CHANNEL_LAYER_URL", None)
+    if not url or isinstance(get_channel_layer(), InMemoryChannelLayer):
+        return
+    loop = asyncio.get_running_loop()
+    if _watcher is None or _watcher.done() or _watcher.get_loop() is not loop:
+        _watcher = loop.create_task(_watch_layer(url))
+
+
+async def _close_consumers(reason: str) -> None:
+    consumers = list(_consumers)
+    _consumers.clear()
+    if consumers:
+        logger.warning("%s: closing %d WebSocket(s) so browsers catch up", reason, len(consumers))
+    for consumer in consumers:
+        try:
+            await consumer.close(code=CLOSE_SERVICE_RESTART)
+        except Exception:
+            logger.debug("Could not close a WebSocket", exc_info=True)
+
+
+async def _watch_layer(url: str) -> None:
+    from redis import asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    run_id = None  # Redis's id of its own process: a new one means it restarted
+    healthy = True
+    try:
+        while True:
+            await asyncio.sleep(LAYER_CHECK_INTERVAL)
+            try:
+                info = await asyncio.wait_for(client.info("server"), LAYER_CHECK_INTERVAL * 2)
+                current = info.get("run_id") or "?"
+            except Exception:  # noqa: BLE001 - any failure means "not reachable"
+                current = None
+            if current is None:
+                if healthy:
+                    await _close_consumers("Lost the channel layer (Redis)")
+                healthy = False
+                continue
+            if not healthy:
+                logger.warning("The channel layer (Redis) answers again.")
+            elif run_id is not None and current != run_id:
+                await _close_consumers("The channel layer (Redis) restarted")
+            healthy, run_id = True, current
+    finally:
+        await client.aclose()
 
 
 def _report_failure(future: Any) -> None:
@@ -119,11 +305,29 @@ def _publish_task(task_id: int, created: bool) -> None:
     send(task_group(task.pk), {"type": "task.status", "task": summary, "html": status_html})
 
 
+def render_log_entry(entry: Any, *, oob: bool) -> str:
+    return render_to_string("tasks_app/_log_entry.html", {"entry": entry, "oob": oob})
+
+
 def log_written(entry: Any) -> None:
-    task_id = entry.task_id
-    entry_id = entry.pk
-    transaction.on_commit(
-        lambda: send(
-            task_logs_group(task_id), {"type": "log.entry", "task_id": task_id, "id": entry_id}
-        )
+    """Publish a new log entry once its transaction commits."""
+    transaction.on_commit(lambda: _publish_log_entry(entry))
+
+
+def _publish_log_entry(entry: Any) -> None:
+    # Rendered once here, however many viewers listen: the consumers relay it.
+    try:
+        html = render_log_entry(entry, oob=True)
+    except Exception:
+        logger.exception("Could not render log entry %s for a live update", entry.pk)
+        return
+    send(
+        task_logs_group(entry.task_id),
+        {
+            "type": "log.entry",
+            "task_id": entry.task_id,
+            "level": entry.level,
+            "entry": entry.as_json(),
+            "html": html,
+        },
     )

@@ -7,6 +7,7 @@ this table says what really happened.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 
 class IllegalTransition(Exception):
@@ -145,7 +147,13 @@ class Task(models.Model):
             raise IllegalTransition(f"Task #{self.pk} cannot go from {self.status} to {to}.")
         fields["status"] = to
         fields["updated_at"] = timezone.now()
-        updated = Task.objects.filter(pk=self.pk, status__in=allowed).update(**fields)
+        query = Task.objects.filter(pk=self.pk, status__in=allowed)
+        if self.status == Status.RUNNING:
+            # Fencing: only the run this object knows (``attempts`` numbers the
+            # runs). A worker that lost its task, or a reaper holding a stale
+            # row, must not end a newer run that another worker has started.
+            query = query.exclude(Q(status=Status.RUNNING) & ~Q(attempts=self.attempts))
+        updated = query.update(**fields)
         if not updated:
             current = Task.objects.filter(pk=self.pk).values_list("status", flat=True).first()
             raise IllegalTransition(
@@ -212,9 +220,10 @@ class Task(models.Model):
         )
 
     def beat(self) -> bool:
-        """Record that the worker is alive; False when the task left RUNNING meanwhile."""
+        """Record that the worker is alive; False when this run is over (the task
+        left RUNNING, or was reaped and started again elsewhere)."""
         return bool(
-            Task.objects.filter(pk=self.pk, status=Status.RUNNING).update(
+            Task.objects.filter(pk=self.pk, status=Status.RUNNING, attempts=self.attempts).update(
                 heartbeat_at=timezone.now()
             )
         )
@@ -235,6 +244,11 @@ class LogLevel(models.IntegerChoices):
     ERROR = 40, "ERROR"
 
 
+# Context shown open in the log viewer up to this size; longer goes in a <details>.
+CONTEXT_SHORT_LINES = 8
+CONTEXT_SHORT_CHARS = 400
+
+
 class TaskLogEntry(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="log_entries")
     timestamp = models.DateTimeField(default=timezone.now)
@@ -249,7 +263,48 @@ class TaskLogEntry(models.Model):
         verbose_name_plural = "log entries"
 
     def __str__(self) -> str:
-        return f"[{self.get_level_display()}] {self.message[:80]}"
+        return f"[{self.level_name}] {self.message[:80]}"
+
+    @property
+    def level_name(self) -> str:
+        try:
+            return LogLevel(self.level).label
+        except ValueError:
+            return f"LEVEL {self.level}"
+
+    @cached_property
+    def context_text(self) -> str:
+        """The context as indented JSON ("" when there is none)."""
+        if not self.context:
+            return ""
+        return json.dumps(self.context, indent=2, ensure_ascii=False, default=str)
+
+    @property
+    def timestamp_text(self) -> str:
+        """What the viewer shows before JavaScript turns it into the reader's local time."""
+        local = timezone.localtime(self.timestamp)
+        return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d} {local.tzname()}"
+
+    @property
+    def context_is_long(self) -> bool:
+        text = self.context_text
+        return text.count("\n") >= CONTEXT_SHORT_LINES or len(text) > CONTEXT_SHORT_CHARS
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "timestamp": self.timestamp.isoformat(),
+            "level": self.level_name,
+            "message": self.message,
+            "context": self.context,
+        }
+
+    def as_text(self) -> str:
+        """One line (continuation lines indented), the context as compact JSON."""
+        line = f"{self.timestamp.isoformat()} {self.level_name:<7} {self.message}"
+        if self.context:
+            line += " " + json.dumps(self.context, ensure_ascii=False, default=str)
+        return line.replace("\n", "\n    ")
 
 
 class InputRequest(models.Model):

@@ -5,4 +5,5 @@ from tasks_app import consumers
 websocket_urlpatterns = [
     path("ws/tasks/", consumers.TaskHistoryConsumer.as_asgi()),
     path("ws/tasks/<int:task_id>/status", consumers.TaskStatusConsumer.as_asgi()),
+    path("ws/tasks/<int:task_id>/logs", consumers.TaskLogConsumer.as_asgi()),
 ]

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
-from tasks_app import engine
+from tasks_app import engine, logs
 from tasks_app.models import IllegalTransition, Status, Task
 
 
@@ -83,8 +94,6 @@ def task_rows(request: HttpRequest) -> HttpResponse:
 
 
 def _migration_url(request: HttpRequest) -> str:
-    from django.urls import reverse
-
     query = request.GET.urlencode()
     return reverse("migration") + (f"?{query}" if query else "")
 
@@ -103,16 +112,99 @@ def _get_task_for_change(request: HttpRequest, task_id: int) -> Task:
 @require_GET
 def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
     task = _get_task(task_id)
-    entries = task.log_entries.all()
+    context = log_context(task, logs.LogParams())
     return render(
         request,
         "tasks_app/task_detail.html",
-        {
-            **row_context(task),
-            "entries": entries,
-            "can_change": task.can_be_changed_by(request.user),
-        },
+        {**context, "can_change": task.can_be_changed_by(request.user)},
     )
+
+
+# --- the log viewer --------------------------------------------------------
+
+
+def _log_query(params: logs.LogParams, **cursor: int | None) -> str:
+    query = params.filter_query()
+    query.update({k: str(v) for k, v in cursor.items() if v is not None})
+    return urlencode(query)
+
+
+def log_context(
+    task: Task, params: logs.LogParams, errors: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """One page of a task's log and the links around it (viewer, page, fragments)."""
+    page = logs.read_page(task.pk, params)
+    return {
+        **row_context(task),
+        "page": page,
+        "params": params,
+        "errors": errors or {},
+        "level_names": [level.value for level in logs.LevelName],
+        "filter_query": _log_query(params),
+        "earlier_query": _log_query(params, before=page.previous),
+        "newer_query": _log_query(params, after=page.next),
+        "show_earlier": True,
+    }
+
+
+@require_GET
+@vary_on_headers("HX-Request", "HX-Target")
+def task_logs(request: HttpRequest, task_id: int) -> HttpResponse:
+    """A task's log: the modal (htmx, from a row), the viewer alone (htmx,
+    its filter and refresh), or a page that works without JavaScript."""
+    task = _get_task(task_id)
+    context = log_context(task, *logs.parse_params(request.GET))
+    if not request.htmx:
+        template = "tasks_app/task_logs.html"
+    elif request.htmx.target == f"log-viewer-{task.pk}":
+        template = "tasks_app/_log_viewer.html"
+    else:
+        template = "tasks_app/_log_dialog.html"
+    return render(request, template, context, status=400 if context["errors"] else 200)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def task_log_entries(request: HttpRequest, task_id: int) -> HttpResponse:
+    """Earlier (``before``) or newer (``after``) entries for the viewer (htmx)."""
+    if not request.htmx:
+        query = request.GET.urlencode()
+        return redirect(reverse("task-logs", args=[task_id]) + (f"?{query}" if query else ""))
+    context = log_context(_get_task(task_id), *logs.parse_params(request.GET))
+    # Newer entries are appended below what the viewer shows: no "earlier" link.
+    context["show_earlier"] = context["params"].after is None
+    return render(
+        request, "tasks_app/_log_page.html", context, status=400 if context["errors"] else 200
+    )
+
+
+@require_GET
+def task_log_download(request: HttpRequest, task_id: int) -> HttpResponse:
+    """The whole log (or what the filters keep) as text or JSON Lines, streamed."""
+    task = _get_task(task_id)
+    fmt = request.GET.get("format", "text")
+    params, errors = logs.parse_params(request.GET)
+    if fmt not in logs.EXPORT_FORMATS or errors:
+        return HttpResponseBadRequest(
+            "format must be text or jsonl; level one of DEBUG, INFO, WARNING, ERROR."
+        )
+    content_type, extension = logs.EXPORT_FORMATS[fmt]
+    chunks: Iterator[str] | AsyncIterator[str] = logs.export(task.pk, params, fmt)
+    if isinstance(request, ASGIRequest):
+        chunks = _async_chunks(chunks)
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"task-{task.pk}-log.{extension}"
+    )
+    return response
+
+
+async def _async_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
+    """Under ASGI, Django reads a sync iterator whole before sending anything:
+    hand it over a chunk at a time instead (each chunk is one keyset query)."""
+    step = sync_to_async(next)
+    while (chunk := await step(chunks, None)) is not None:
+        yield chunk
 
 
 def _after_action(request: HttpRequest, task: Task) -> HttpResponse:

@@ -2,8 +2,10 @@
 
 Both reuse django-tasks-db's ``Worker`` in batch mode (claim with its
 locking, run everything ready, return) inside our own loop, which adds what
-django-tasks-db lacks: an immediate wake-up when a task is queued in this
-process, reaping tasks whose worker died, and a clean stop.
+django-tasks-db lacks: an immediate wake-up when a task is queued (in this
+process through an event, from other processes through PostgreSQL's
+LISTEN/NOTIFY), reaping tasks whose worker died (by a housekeeping thread,
+so busy workers do not delay it), and a clean stop.
 """
 
 from __future__ import annotations
@@ -13,18 +15,26 @@ import os
 import socket
 import threading
 import time
+import weakref
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection, connections
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
 logger = logging.getLogger("tasks_app.worker")
 
-_wakeup = threading.Event()
+# One event per worker in this process: a queued task wakes them all, so two
+# tasks queued together start together.
+_wakeups: weakref.WeakSet[threading.Event] = weakref.WeakSet()
 _local = threading.local()
 _embedded_started = False
 _embedded_lock = threading.Lock()
+# PostgreSQL channel a queued task is announced on (LISTEN/NOTIFY).
+NOTIFY_CHANNEL = "migrator_tasks_queued"
+# One reaping pass per process per heartbeat interval, whichever thread does it.
+_housekeeping_lock = threading.Lock()
+_last_housekeeping = 0.0
 
 
 def new_worker_id(prefix: str) -> str:
@@ -37,7 +47,102 @@ def current_worker_id() -> str:
 
 def wake_workers() -> None:
     """Tell this process's idle workers that a task was queued."""
-    _wakeup.set()
+    for event in list(_wakeups):
+        event.set()
+
+
+def _notify_enabled() -> bool:
+    return settings.WORKER_NOTIFY and connection.vendor == "postgresql"
+
+
+def notify_workers() -> None:
+    """Tell workers in other processes that a task was queued.
+
+    Sent inside the caller's transaction: PostgreSQL delivers it at commit,
+    when the queued message is visible, and not at all on a rollback.
+    """
+    if not _notify_enabled():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
+
+
+def housekeeping(*, force: bool = False) -> None:
+    """Reap tasks whose worker was lost and expire unanswered input requests, when due."""
+    global _last_housekeeping
+    from tasks_app.engine import expire_input_requests, reap_lost_tasks
+
+    with _housekeeping_lock:
+        now = time.monotonic()
+        if not force and now - _last_housekeeping < settings.TASK_HEARTBEAT_INTERVAL:
+            return
+        _last_housekeeping = now
+    reaped = reap_lost_tasks()
+    if reaped:
+        logger.warning("Reaped tasks whose worker was lost: %s", reaped)
+    expired = expire_input_requests()
+    if expired:
+        logger.warning("Tasks expired waiting for input: %s", expired)
+
+
+class Housekeeper(threading.Thread):
+    """Runs ``housekeeping`` on a timer, even while every worker is busy with a long task."""
+
+    def __init__(self) -> None:
+        super().__init__(name="task-housekeeper", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(settings.TASK_HEARTBEAT_INTERVAL / 2):
+            try:
+                housekeeping()
+            except Exception:
+                logger.exception("Housekeeping failed; retrying")
+            finally:
+                close_old_connections()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+class NotifyListener(threading.Thread):
+    """Wakes this process's workers when another process queues a task (PostgreSQL)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="task-notify-listener", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            wrapper = connections.create_connection("default")
+            try:
+                wrapper.ensure_connection()
+                raw = wrapper.connection
+                raw.autocommit = True
+                raw.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                # Whatever was queued while we were not listening.
+                wake_workers()
+                while not self.stopping.is_set():
+                    for _ in raw.notifies(timeout=1.0):
+                        wake_workers()
+            except Exception:
+                logger.warning("Task notifications lost; listening again", exc_info=True)
+                self.stopping.wait(1.0)
+            finally:
+                wrapper.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def start_process_threads() -> list[Housekeeper | NotifyListener]:
+    """The threads a process with workers needs besides them: housekeeping, notifications."""
+    threads: list[Housekeeper | NotifyListener] = [Housekeeper()]
+    if _notify_enabled():
+        threads.append(NotifyListener())
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 class TaskWorker:
@@ -45,6 +150,8 @@ class TaskWorker:
         self.worker_id = worker_id
         self.poll_interval = poll_interval
         self.stopping = threading.Event()
+        self.wakeup = threading.Event()
+        _wakeups.add(self.wakeup)
         self._db_worker = Worker(
             queue_names=["default"],
             interval=0,
@@ -55,24 +162,24 @@ class TaskWorker:
             worker_id=worker_id,
             excluded_queue_names=[],
         )
+        self.busy = False
         self._last_reap = 0.0
 
     def run_once(self) -> None:
         """Reap lost tasks when due, then run every task that is ready."""
-        from tasks_app.engine import expire_input_requests, reap_lost_tasks
-
         _local.worker_id = self.worker_id
         now = time.monotonic()
         if now - self._last_reap >= settings.TASK_HEARTBEAT_INTERVAL:
             self._last_reap = now
-            reaped = reap_lost_tasks()
-            if reaped:
-                logger.warning("Reaped tasks whose worker was lost: %s", reaped)
-            expired = expire_input_requests()
-            if expired:
-                logger.warning("Tasks expired waiting for input: %s", expired)
+            housekeeping(force=True)
+        if self.stopping.is_set():
+            return
         self._db_worker.running = True
-        self._db_worker.run()
+        self.busy = True
+        try:
+            self._db_worker.run()
+        finally:
+            self.busy = False
 
     def run_forever(self) -> None:
         logger.info("Worker %s started", self.worker_id)
@@ -81,17 +188,18 @@ class TaskWorker:
                 self.run_once()
             except Exception:
                 logger.exception("Worker %s loop error; retrying", self.worker_id)
-                time.sleep(self.poll_interval)
+                self.stopping.wait(min(self.poll_interval, 1.0))
+                continue
             finally:
                 close_old_connections()
-            if _wakeup.wait(self.poll_interval):
-                _wakeup.clear()
+            if self.wakeup.wait(self.poll_interval):
+                self.wakeup.clear()
         logger.info("Worker %s stopped", self.worker_id)
 
     def stop(self) -> None:
         self.stopping.set()
         self._db_worker.running = False
-        _wakeup.set()
+        self.wakeup.set()
 
 
 def start_embedded_workers_if_configured() -> None:
@@ -107,6 +215,7 @@ def start_embedded_workers_if_configured() -> None:
 
 
 def start_embedded_workers(count: int) -> list[TaskWorker]:
+    start_process_threads()
     workers = []
     for n in range(count):
         worker = TaskWorker(new_worker_id(f"embedded{n}"), settings.WORKER_POLL_INTERVAL)

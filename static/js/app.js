@@ -42,30 +42,58 @@
     var label = t.querySelector("[data-live-state]");
     if (label) label.textContent = text;
   }
-  document.addEventListener("htmx:wsOpen", function () { setState("live", true); });
-  document.addEventListener("htmx:wsClose", function () { setState("offline: refreshing every 5 s", false); });
-  document.addEventListener("htmx:wsError", function () { setState("offline: refreshing every 5 s", false); });
+  // The rows the page shows, fetched again (the polling fallback, and a catch-up).
+  function refreshRows() {
+    var t = table();
+    if (!t) return;
+    var shown = t.querySelectorAll("#task-rows tr.task-row").length;
+    var url = new URL(t.dataset.pollUrl, window.location.href);
+    url.searchParams.set("limit", String(Math.max(shown, 1)));
+    htmx.ajax("GET", url.toString(), { target: "#task-rows", swap: "innerHTML" });
+  }
+  // Only the table's own socket: the header's and the log viewer's have their own state.
+  function isTable(event) { return event.target === table(); }
+  var dropped = false;
+  document.addEventListener("htmx:wsOpen", function (e) {
+    if (!isTable(e)) return;
+    setState("live", true);
+    // Back after a drop (a web process or Redis restarted): events sent
+    // meanwhile are lost, so catch up once.
+    if (dropped) { dropped = false; refreshRows(); }
+  });
+  ["htmx:wsClose", "htmx:wsError"].forEach(function (name) {
+    document.addEventListener(name, function (e) {
+      if (!isTable(e)) return;
+      dropped = true;
+      setState("offline: refreshing every 5 s", false);
+    });
+  });
 
   setInterval(function () {
     var t = table();
     if (!t || t.dataset.live === "ws") return;
     if (t.dataset.live !== "poll" && Date.now() - started < POLL_MS) return;
-    var shown = t.querySelectorAll("#task-rows tr.task-row").length;
-    var url = new URL(t.dataset.pollUrl, window.location.href);
-    url.searchParams.set("limit", String(Math.max(shown, 1)));
-    htmx.ajax("GET", url.toString(), { target: "#task-rows", swap: "innerHTML" });
+    refreshRows();
   }, POLL_MS);
   var started = Date.now();
 })();
 
-// Modals (the input prompt): htmx swaps a <dialog> into #modal-root; open it
-// as a real modal (focus trap, Esc), and give focus back when it closes.
+// Modals (the input prompt, the task log): htmx swaps a <dialog> into
+// #modal-root; open it as a real modal (focus trap, Esc), and give focus back
+// when it closes.
 (function () {
   "use strict";
   var opener = null;
+  var openerUrl = null;
+  function returnFocus() {
+    // A live update may have replaced the row that held the opener: use its twin.
+    var target = opener && document.contains(opener) ? opener
+      : openerUrl && document.querySelector("[hx-target='#modal-root'][hx-get='" + openerUrl + "']");
+    if (target) target.focus();
+  }
   document.addEventListener("click", function (event) {
     var trigger = event.target.closest("[hx-target='#modal-root']");
-    if (trigger) opener = trigger;
+    if (trigger) { opener = trigger; openerUrl = trigger.getAttribute("hx-get"); }
     if (event.target.closest("[data-close-modal]")) {
       var dialog = event.target.closest("dialog");
       if (dialog) dialog.close();
@@ -77,12 +105,14 @@
     var dialog = event.detail.target.querySelector("dialog");
     if (!dialog) return;
     dialog.addEventListener("close", function () {
-      dialog.remove();
-      if (opener && document.contains(opener)) opener.focus();
+      // Through htmx, so what the dialog opened (a log's WebSocket) is closed too.
+      if (htmx.swap) htmx.swap(dialog, "", { swapStyle: "delete" });
+      else dialog.remove();
+      returnFocus();
     });
     dialog.addEventListener("click", function (e) { if (e.target === dialog) dialog.close(); });
     dialog.showModal();
-    var first = dialog.querySelector("input, textarea, button");
+    var first = dialog.querySelector("[autofocus]") || dialog.querySelector("input, textarea, button");
     if (first) first.focus();
   });
   // After a successful answer, close the prompt shortly (the row updates live).
@@ -91,5 +121,194 @@
       var dialog = document.querySelector("#modal-root dialog");
       if (dialog) dialog.close();
     }, 1500);
+  });
+})();
+
+// The task log viewer (modal, task page, /tasks/{id}/logs): local times, the
+// newest entry in view, a "new entries" button when the reader has scrolled
+// up, earlier pages without losing one's place, a catch-up when the socket
+// opens, polling every 5 s without it, and copy.
+(function () {
+  "use strict";
+  var POLL_MS = 5000;
+  var NEAR_BOTTOM_PX = 40;
+  var OFFLINE = "offline: refreshing every 5 s";
+
+  function pad(n, width) { return String(n).padStart(width || 2, "0"); }
+  function localTime(el) {
+    var iso = el.getAttribute("datetime");
+    var when = new Date(iso.replace(/(\.\d{3})\d+/, "$1")); // Safari reads milliseconds at most
+    if (isNaN(when.getTime())) return;
+    el.title = iso;
+    el.textContent = when.getFullYear() + "-" + pad(when.getMonth() + 1) + "-" + pad(when.getDate()) +
+      " " + pad(when.getHours()) + ":" + pad(when.getMinutes()) + ":" + pad(when.getSeconds()) +
+      "." + pad(when.getMilliseconds(), 3);
+  }
+  function entryId(el) { return parseInt(el.dataset.id, 10) || 0; }
+  function lastId(list) {
+    var entries = list.querySelectorAll("li.log-entry");
+    return entries.length ? entryId(entries[entries.length - 1]) : 0;
+  }
+  function say(viewer, text) {
+    var status = viewer.querySelector("[data-log-status]");
+    if (status) status.textContent = text;
+  }
+  function setLive(viewer, mode, text) {
+    viewer.dataset.live = mode;
+    var label = viewer.querySelector("[data-live-state]");
+    if (label) label.textContent = text;
+  }
+
+  function init(viewer) {
+    if (viewer.logState) return;
+    var scroller = viewer.querySelector(".log-scroll");
+    var list = viewer.querySelector("ol.log");
+    var jump = viewer.querySelector("[data-log-jump]");
+    var state = viewer.logState = { atBottom: true, maxId: lastId(list), started: Date.now(), keep: null };
+    viewer.querySelectorAll("time[data-local]").forEach(localTime);
+    viewer.querySelectorAll("[data-log-copy]").forEach(function (b) { b.hidden = false; });
+
+    state.toBottom = function () {
+      scroller.scrollTop = scroller.scrollHeight;
+      state.atBottom = true;
+      jump.hidden = true;
+    };
+    // After the dialog around it has opened and laid out.
+    requestAnimationFrame(state.toBottom);
+    scroller.addEventListener("scroll", function () {
+      state.atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
+      if (state.atBottom) jump.hidden = true;
+    });
+    jump.addEventListener("click", function () { state.toBottom(); scroller.focus(); });
+
+    // Every way entries arrive (socket, catch-up, polling, "load earlier")
+    // ends here: drop repeats, keep id order, then follow or signal.
+    new MutationObserver(function (records) {
+      var fresh = 0;
+      records.forEach(function (record) {
+        record.addedNodes.forEach(function (node) {
+          if (node.nodeType !== 1 || !node.classList.contains("log-entry") || !node.parentNode) return;
+          if (list.querySelectorAll("[id='" + node.id + "']").length > 1) { node.remove(); return; }
+          node.querySelectorAll("time[data-local]").forEach(localTime);
+          var id = entryId(node);
+          if (id > state.maxId) { state.maxId = id; fresh++; return; }
+          var prev = node.previousElementSibling;
+          if (prev && prev.classList.contains("log-entry") && entryId(prev) > id) {
+            while (prev && prev.classList.contains("log-entry") && entryId(prev) > id) prev = prev.previousElementSibling;
+            list.insertBefore(node, prev ? prev.nextSibling : list.firstChild);
+          }
+        });
+      });
+      if (state.keep !== null) {
+        // Earlier entries went in above: stay on the entry the reader was reading.
+        scroller.scrollTop = scroller.scrollHeight - state.keep;
+        state.keep = null;
+        if (!viewer.contains(document.activeElement)) {
+          (list.querySelector(".log-earlier a") || scroller).focus({ preventScroll: true });
+        }
+      }
+      if (!fresh) return;
+      var empty = list.querySelector(".log-empty");
+      if (empty) empty.remove();
+      if (state.atBottom) {
+        state.toBottom();
+      } else {
+        jump.hidden = false;
+        say(viewer, fresh + " new log " + (fresh === 1 ? "entry" : "entries") + " below.");
+      }
+    }).observe(list, { childList: true });
+
+    if (viewer.dataset.followUrl) setLive(viewer, "", "connecting…");
+  }
+
+  htmx.onLoad(function (root) {
+    if (root.matches && root.matches(".log-viewer")) init(root);
+    if (root.querySelectorAll) root.querySelectorAll(".log-viewer").forEach(init);
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target.classList || !target.classList.contains("log-earlier")) return;
+    var viewer = target.closest(".log-viewer");
+    var scroller = viewer && viewer.querySelector(".log-scroll");
+    if (scroller && viewer.logState) viewer.logState.keep = scroller.scrollHeight - scroller.scrollTop;
+  });
+
+  // What was written between the page and the socket (or while it was down).
+  function catchUp(viewer) {
+    var state = viewer.logState;
+    var list = viewer.querySelector("ol.log");
+    if (!state || !list || state.busy || !viewer.dataset.followUrl) return;
+    state.busy = true;
+    var url = new URL(viewer.dataset.followUrl, window.location.href);
+    url.searchParams.set("after", String(Math.max(state.maxId, lastId(list))));
+    url.searchParams.set("limit", "1000");
+    // Only entries: a login page (expired session) must not land in the list.
+    htmx.ajax("GET", url.toString(), { target: list, swap: "beforeend", select: "li.log-entry" })
+      .finally(function () { state.busy = false; });
+  }
+  function viewerOf(event) {
+    var el = event.target;
+    return el && el.classList && el.classList.contains("log-viewer") ? el : null;
+  }
+  document.addEventListener("htmx:wsOpen", function (e) {
+    var viewer = viewerOf(e);
+    if (!viewer) return;
+    setLive(viewer, "ws", "live");
+    catchUp(viewer);
+  });
+  ["htmx:wsClose", "htmx:wsError"].forEach(function (name) {
+    document.addEventListener(name, function (e) {
+      var viewer = viewerOf(e);
+      if (viewer) setLive(viewer, "poll", OFFLINE);
+    });
+  });
+  setInterval(function () {
+    document.querySelectorAll(".log-viewer[data-follow-url]").forEach(function (viewer) {
+      var state = viewer.logState;
+      if (!state || viewer.dataset.live === "ws") return;
+      if (viewer.dataset.live !== "poll") {
+        if (Date.now() - state.started < POLL_MS) return;
+        setLive(viewer, "poll", OFFLINE);
+      }
+      catchUp(viewer);
+    });
+  }, POLL_MS);
+
+  // Copy the whole (filtered) log, not only the entries loaded so far.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-log-copy]");
+    if (!button) return;
+    var viewer = button.closest(".log-viewer");
+    var text = fetch(button.dataset.logCopy, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.text();
+    });
+    var copied;
+    if (navigator.clipboard && window.ClipboardItem && navigator.clipboard.write) {
+      // A promised blob keeps the click's permission while the text downloads.
+      copied = navigator.clipboard.write([new ClipboardItem({
+        "text/plain": text.then(function (t) { return new Blob([t], { type: "text/plain" }); })
+      })]);
+    } else if (navigator.clipboard && navigator.clipboard.writeText) {
+      copied = text.then(function (t) { return navigator.clipboard.writeText(t); });
+    } else {
+      // No Clipboard API (plain http): copy the entries shown, synchronously.
+      var area = document.createElement("textarea");
+      area.value = viewer.querySelector("ol.log").innerText;
+      viewer.appendChild(area);
+      area.select();
+      var ok = document.execCommand("copy");
+      area.remove();
+      button.focus();
+      copied = ok ? Promise.resolve("shown") : Promise.reject(new Error("copy refused"));
+    }
+    copied.then(function (what) {
+      say(viewer, what === "shown" ? "Copied the entries shown; Download has the whole log." : "Log copied.");
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 2000);
+    }, function () {
+      say(viewer, "Could not copy here: use Download.");
+    });
   });
 })();

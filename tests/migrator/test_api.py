@@ -85,6 +85,7 @@ def test_it_starts_a_migration_and_returns_at_once(owner_client, owner, envs):
         ({"source": "dev", "target": "prod", "dashboards": ["x"]}, "dashboards.0"),
         ({"source": "dev", "target": "prod", "dashboards": [-1]}, "dashboards"),
         ({"source": "dev", "dashboards": [1]}, "target"),
+        ({"source": "de\x00v", "target": "prod", "dashboards": [1]}, "source"),
     ],
 )
 def test_bad_migrations_get_400_naming_the_field(owner_client, envs, body, field):

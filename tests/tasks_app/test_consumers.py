@@ -11,7 +11,8 @@ from django.test import Client
 
 from migrator.asgi import application
 from tasks_app import live
-from tasks_app.models import Task
+from tasks_app.models import LogLevel, Task
+from tasks_app.tasklog import TaskLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +33,7 @@ async def _connect(path: str, cookie: bytes | None) -> WebsocketCommunicator:
 
 
 async def test_anonymous_sockets_are_refused():
-    for path in ["/ws/tasks/", "/ws/tasks/1/status"]:
+    for path in ["/ws/tasks/", "/ws/tasks/1/status", "/ws/tasks/1/logs"]:
         communicator = await _connect(path, None)
         connected, code = await communicator.connect()
         assert not connected
@@ -109,6 +110,74 @@ async def test_status_sockets_send_the_badge_or_json():
 
 async def test_unknown_task_sockets_are_closed():
     cookie = await sync_to_async(_cookie_for)("alice")
-    communicator = await _connect("/ws/tasks/999999/status", cookie)
-    connected, code = await communicator.connect()
-    assert not connected and code == 4404
+    for path in ["/ws/tasks/999999/status", "/ws/tasks/999999/logs"]:
+        communicator = await _connect(path, cookie)
+        connected, code = await communicator.connect()
+        assert not connected and code == 4404
+
+
+async def test_log_sockets_deliver_each_new_entry_as_an_appending_fragment():
+    cookie = await sync_to_async(_cookie_for)("alice")
+    task = await Task.objects.acreate(kind="migration")
+    communicator = await _connect(f"/ws/tasks/{task.pk}/logs", cookie)
+    assert (await communicator.connect())[0]
+    log = TaskLog(task, secrets=["hunter2"])
+    entry = await sync_to_async(log.warning)("Slow target with hunter2", seconds=12)
+    html = await communicator.receive_from(timeout=2)
+    # The viewer's list gets the entry appended (htmx out-of-band swap).
+    assert html.startswith(f'<ol id="log-entries-{task.pk}" hx-swap-oob="beforeend">')
+    assert f'<li id="log-entry-{entry.pk}" class="log-entry level-warning"' in html
+    assert "Slow target with [redacted]" in html and "hunter2" not in html
+    assert "&quot;seconds&quot;: 12" in html
+    assert html.rstrip().endswith("</li></ol>")
+    await communicator.disconnect()
+
+
+async def test_log_sockets_follow_the_viewers_filters_and_speak_json():
+    cookie = await sync_to_async(_cookie_for)("alice")
+    task = await Task.objects.acreate(kind="migration")
+    errors_only = await _connect(f"/ws/tasks/{task.pk}/logs?level=error", cookie)
+    searching = await _connect(f"/ws/tasks/{task.pk}/logs?search=PROD", cookie)
+    as_json = await _connect(f"/ws/tasks/{task.pk}/logs?format=json", cookie)
+    for communicator in (errors_only, searching, as_json):
+        assert (await communicator.connect())[0]
+    log = TaskLog(task)
+    info = await sync_to_async(log.info)("Importing", environment="prod-eu")
+    error = await sync_to_async(log.error)("Import failed")
+
+    assert f"log-entry-{error.pk}" in await errors_only.receive_from(timeout=2)
+    assert await errors_only.receive_nothing(timeout=0.2)
+    assert f"log-entry-{info.pk}" in await searching.receive_from(timeout=2)
+    assert await searching.receive_nothing(timeout=0.2)
+    first = json.loads(await as_json.receive_from(timeout=2))
+    assert first == {
+        "event": "log.entry",
+        "id": info.pk,
+        "timestamp": info.timestamp.isoformat(),
+        "level": "INFO",
+        "message": "Importing",
+        "context": {"environment": "prod-eu"},
+    }
+    assert json.loads(await as_json.receive_from(timeout=2))["level"] == LogLevel.ERROR.label
+    for communicator in (errors_only, searching, as_json):
+        await communicator.disconnect()
+
+
+async def test_an_entry_is_rendered_once_whatever_the_number_of_viewers(monkeypatch):
+    cookie = await sync_to_async(_cookie_for)("alice")
+    task = await Task.objects.acreate(kind="migration")
+    sockets = [await _connect(f"/ws/tasks/{task.pk}/logs", cookie) for _ in range(3)]
+    for communicator in sockets:
+        assert (await communicator.connect())[0]
+    rendered = []
+    original = live.render_log_entry
+    monkeypatch.setattr(
+        live,
+        "render_log_entry",
+        lambda entry, oob: rendered.append(entry.pk) or original(entry, oob=oob),
+    )
+    entry = await sync_to_async(TaskLog(task).info)("Once")
+    for communicator in sockets:
+        assert f"log-entry-{entry.pk}" in await communicator.receive_from(timeout=2)
+        await communicator.disconnect()
+    assert rendered == [entry.pk]

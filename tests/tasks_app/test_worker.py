@@ -42,7 +42,7 @@ def test_a_queued_task_wakes_an_idle_worker_at_once():
     thread.start()
     try:
         task = engine.submit("record", owner=None, params={})
-        for _ in range(100):
+        for _ in range(200):
             task.refresh_from_db()
             if task.status == Status.SUCCESS:
                 break
@@ -66,3 +66,41 @@ def test_the_worker_reaps_lost_tasks(settings):
     # "only" is repeatable: requeued, then run by the same pass.
     assert task.status == Status.SUCCESS
     assert task.log_entries.filter(message__contains="Worker lost").exists()
+
+
+def test_reaping_closes_the_dead_workers_queue_message():
+    task = engine.submit("record", owner=None, params={})
+    message = DBTaskResult.objects.get()
+    message.claim("dead")
+    task.start("dead")
+    Task.objects.filter(pk=task.pk).update(
+        step="only", heartbeat_at=None, started_at="2000-01-01T00:00:00Z"
+    )
+    engine.reap_lost_tasks(timeout=1)
+    message.refresh_from_db()
+    assert message.status == "FAILED"
+    assert "reaped" in message.traceback
+
+
+def test_check_workers_reports_a_running_worker():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    w = worker.TaskWorker("checker", poll_interval=0.05)
+    thread = threading.Thread(target=w.run_forever, daemon=True)
+    thread.start()
+    try:
+        out = StringIO()
+        call_command("check_workers", "--timeout", "10", stdout=out)
+        assert "OK: probe task" in out.getvalue() and "checker" in out.getvalue()
+    finally:
+        w.stop()
+        thread.join(timeout=5)
+
+
+def test_check_workers_fails_clearly_without_workers():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="No worker ran probe task"):
+        call_command("check_workers", "--timeout", "0.3")

@@ -1,0 +1,73 @@
+"""End to end: `manage.py migrate_dashboards` against the real Superset servers.
+
+A password-protected dashboard, no terminal, the password from --secrets-file;
+the app's server runs at the same time (its workers and the command's own
+run race for the task; exactly one runs it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.appserver import REPO
+from tests.e2e.superset_servers import (
+    SECURE_ANALYTICS_DB,
+    SECURE_ANALYTICS_KEY,
+    SECURE_DASHBOARD_TITLES,
+    SECURE_DATABASE_NAMES,
+    SECURE_PASSWORD,
+    SECURE_SALES_TITLE,
+    find_secret_everywhere,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def _manage(app_server, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=app_server.env,
+        stdin=subprocess.DEVNULL,  # as cron or CI runs it: no terminal
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_migrate_dashboards_answers_from_a_secrets_file(
+    api, app_server, source_admin, target_admin, tmp_path
+):
+    target_admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
+    (dashboard,) = source_admin.dashboards_by_title(SECURE_SALES_TITLE)
+    args = ["--source", "source", "--target", "target", "--dashboard", str(dashboard["id"])]
+
+    # Without the file there is nobody to ask: exit 3, and the task waits.
+    waiting = _manage(app_server, "migrate_dashboards", *args, "--overwrite")
+    assert waiting.returncode == 3, waiting.stdout + waiting.stderr
+    assert "no terminal to ask" in waiting.stderr
+    assert SECURE_ANALYTICS_KEY in waiting.stderr
+
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"passwords": {SECURE_ANALYTICS_KEY: SECURE_PASSWORD}}))
+    done = _manage(
+        app_server, "migrate_dashboards", *args, "--overwrite", "--secrets-file", str(secrets)
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "needs input" in output and "Answers accepted; the task resumes." in output
+    assert "succeeded" in output
+    assert SECURE_PASSWORD not in output
+
+    task_id = int(done.stdout.split("Task #", 1)[1].split(":", 1)[0])
+    task = api.get(f"/api/tasks/{task_id}").json()  # in the history, like a web task
+    assert (task["status"], task["owner"], task["kind"]) == ("SUCCESS", "admin", "migration")
+    assert [d["title"] for d in task["dashboards"]] == [SECURE_SALES_TITLE]
+    assert target_admin.dashboards_by_title(SECURE_SALES_TITLE)
+    assert target_admin.database_connection_ok(SECURE_ANALYTICS_DB)
+    hits = find_secret_everywhere(SECURE_PASSWORD, paths=[app_server.data_dir])
+    assert hits == [], hits
