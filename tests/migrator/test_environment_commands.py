@@ -242,7 +242,12 @@ def test_test_with_no_environment_exits_2():
 
 @pytest.mark.django_db(transaction=True)
 def test_from_a_shell_with_a_pipe_and_without_a_terminal(tmp_path):
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "TASKS_EMBEDDED_WORKERS": "0"}
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "TASKS_EMBEDDED_WORKERS": "0",
+    }
 
     def manage(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -374,7 +374,12 @@ def test_malformed_arguments_are_refused(args, message):
 
 
 def test_from_a_shell_bad_arguments_exit_2_and_no_terminal_exits_3(tmp_path):
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "TASKS_EMBEDDED_WORKERS": "0"}
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "TASKS_EMBEDDED_WORKERS": "0",
+    }
 
     def manage(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -205,7 +205,12 @@ def _manage(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=REPO,
-        env={**os.environ, "DATA_DIR": str(data_dir), "TASKS_EMBEDDED_WORKERS": "0"},
+        env={
+            **os.environ,
+            "DATA_DIR": str(data_dir),
+            "DATABASE_URL": f"sqlite:///{data_dir}/db.sqlite3",
+            "TASKS_EMBEDDED_WORKERS": "0",
+        },
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
