@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import URLValidator
+from migrator.validators import validate_superset_url
 from django.db import models
 
 from migrator.fields import EncryptedTextField
@@ -19,7 +19,7 @@ class Environment(models.Model):
     url = models.CharField(
         "URL",
         max_length=500,
-        validators=[URLValidator(schemes=["http", "https"])],
+        validators=[validate_superset_url],
         help_text="Superset's base URL, e.g. https://superset.example.com",
     )
     username = models.CharField(max_length=150)

@@ -59,6 +59,9 @@ class LogParams(BaseModel):
     @field_validator("search")
     @classmethod
     def _strip(cls, value: str) -> str:
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL: refuse it here rather than 500 there.
+            raise ValueError("Search text cannot contain NUL characters.")
         return value.strip()
 
     @field_validator("before")

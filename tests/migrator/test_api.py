@@ -110,3 +110,42 @@ def test_the_openapi_document_is_served(owner_client):
     assert {"/api/tasks", "/api/tasks/{task_id}", "/api/migrations", "/api/environments"} <= set(
         doc["paths"]
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://superset:8088",
+        "https://bi.example.com/superset",
+        "http://10.1.2.3:8088",
+        "http://[::1]:8088",
+    ],
+)
+def test_intranet_and_ip_urls_are_accepted(owner_client, url):
+    answer = owner_client.post(
+        "/api/environments",
+        {"name": url[-12:], "url": url, "username": "u", "password": "p"},
+        content_type="application/json",
+    )
+    assert answer.status_code == 201, answer.content
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "superset:8088",
+        "http://",
+        "http://u:p@host",
+        "http://host?x=1",
+        "http://host:99999",
+        "http://ho st",
+    ],
+)
+def test_bad_urls_are_refused(owner_client, url):
+    answer = owner_client.post(
+        "/api/environments",
+        {"name": "x", "url": url, "username": "u", "password": "p"},
+        content_type="application/json",
+    )
+    assert answer.status_code == 400
+    assert "url" in answer.json()["errors"]

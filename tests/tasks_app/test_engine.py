@@ -166,3 +166,18 @@ def test_reaping_leaves_live_tasks_alone():
     assert engine.reap_lost_tasks(timeout=60) == []
     task.refresh_from_db()
     assert task.status == Status.RUNNING
+
+
+def test_a_cancel_requested_while_a_step_runs_wins_over_asking():
+    def ask_after_cancel(ctx):
+        Task.objects.filter(pk=ctx.task.pk).update(cancel_requested=True)
+        raise NeedsInput("Needs a password", {"fields": []})
+
+    engine.register(
+        TaskKind(name="cancel-then-ask", label="x", steps=(Step("s", ask_after_cancel),))
+    )
+    task = engine.submit("cancel-then-ask", owner=None, params={})
+    engine.run(task.pk, "w1")
+    task.refresh_from_db()
+    assert task.status == Status.CANCELLED
+    assert not task.input_requests.exists()

@@ -226,3 +226,9 @@ def test_the_endpoint_is_in_the_openapi_document(owner_client):
     operation = doc["paths"]["/api/tasks/{task_id}/logs"]["get"]
     names = {p["name"] for p in operation["parameters"]}
     assert {"after", "before", "limit", "level", "search"} <= names
+
+
+def test_a_nul_in_the_search_is_a_400_not_a_database_error(owner_client, task):
+    response = owner_client.get(f"/api/tasks/{task.pk}/logs?search=a%00b")
+    assert response.status_code == 400
+    assert "search" in response.json()["errors"]
