@@ -268,7 +268,12 @@ def run(task_id: int, worker_id: str, inputs: dict[str, Any] | None = None) -> s
         task.mark_cancelled()
     except NeedsInput as exc:
         task.save_checkpoint(task.step, ctx.checkpoint)
-        _ask(task, log, exc)
+        if Task.objects.filter(pk=task.pk, cancel_requested=True).exists():
+            # Cancelled while the step ran: honour that rather than ask.
+            log.warning("Cancelled at the user's request.")
+            task.mark_cancelled()
+        else:
+            _ask(task, log, exc)
     except TaskFailed as exc:
         log.error(str(exc))
         task.fail(str(exc))
@@ -477,26 +482,25 @@ def _hand_back(task: Task, what: str) -> bool:
     worker = task.worker_id
     log = TaskLog(task)
     try:
+        # One transaction: whoever sees the new status also sees why.
         with transaction.atomic():
             if safe:
                 task.requeue()
+                log.warning(
+                    f"{what} during step {task.step or 'start'!r}; it is safe to repeat, so the task was queued again.",
+                    worker=worker,
+                )
                 _release_queue_message(task.pk, worker)
                 enqueue(task)
             else:
                 task.fail(f"{WORKER_LOST} {task.step!r}")
+                log.error(
+                    f"{what} during step {task.step!r}; it is not safe to repeat automatically. Retry the task to run it again.",
+                    worker=worker,
+                )
                 _release_queue_message(task.pk, worker)
     except IllegalTransition:
         return False
-    if safe:
-        log.warning(
-            f"{what} during step {task.step or 'start'!r}; it is safe to repeat, so the task was queued again.",
-            worker=worker,
-        )
-    else:
-        log.error(
-            f"{what} during step {task.step!r}; it is not safe to repeat automatically. Retry the task to run it again.",
-            worker=worker,
-        )
     return True
 
 
