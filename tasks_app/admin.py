@@ -106,26 +106,8 @@ class TaskAdmin(admin.ModelAdmin):
             },
         ),
     ]
-    readonly_fields = [
-        "status_badge",
-        "kind",
-        "owner",
-        "route",
-        "items",
-        "options",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "duration_display",
-        "error",
-        "step",
-        "checkpoint_json",
-        "params_json",
-        "attempts",
-        "worker_id",
-        "heartbeat_at",
-        "cancel_requested",
-    ]
+    # Everything shown is read-only: tasks change through their actions only.
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
     # --- columns -----------------------------------------------------------
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -241,25 +238,7 @@ def test_test_with_no_environment_exits_2():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_from_a_shell_with_a_pipe_and_without_a_terminal(tmp_path):
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
-        "TASKS_EMBEDDED_WORKERS": "0",
-    }
-
-    def manage(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=REPO,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
+def test_from_a_shell_with_a_pipe_and_without_a_terminal(manage):
     assert manage("migrate", "-v0").returncode == 0
     added = manage(
         "add_environment", "prod", "--url", "http://127.0.0.1:9", "--username", "svc",

@@ -8,9 +8,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -373,25 +370,7 @@ def test_malformed_arguments_are_refused(args, message):
         call_command("migrate_dashboards", *args)
 
 
-def test_from_a_shell_bad_arguments_exit_2_and_no_terminal_exits_3(tmp_path):
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
-        "TASKS_EMBEDDED_WORKERS": "0",
-    }
-
-    def manage(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=REPO,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
+def test_from_a_shell_bad_arguments_exit_2_and_no_terminal_exits_3(manage):
     assert manage("migrate", "-v0").returncode == 0
     bad = manage("migrate_dashboards", "--source", "a", "--target", "b", "--dashboard", "x")
     assert bad.returncode == 2 and "'x' is not a dashboard id" in bad.stderr

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -199,34 +197,15 @@ def test_bad_arguments_are_refused_with_a_message(args, message):
         call_command("purge_tasks", *args)
 
 
-def _manage(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env={
-            **os.environ,
-            "DATA_DIR": str(data_dir),
-            "DATABASE_URL": f"sqlite:///{data_dir}/db.sqlite3",
-            "TASKS_EMBEDDED_WORKERS": "0",
-        },
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
-
-
 @pytest.mark.django_db(transaction=True)
-def test_from_cron_it_needs_no_terminal_and_exits_non_zero_on_bad_arguments(tmp_path):
+def test_from_cron_it_needs_no_terminal_and_exits_non_zero_on_bad_arguments(manage):
     # As cron runs it: its own process, no terminal, a fresh database.
-    assert _manage("migrate", "-v0", data_dir=tmp_path).returncode == 0
-    ok = _manage("purge_tasks", "--dry-run", data_dir=tmp_path)
+    assert manage("migrate", "-v0").returncode == 0
+    ok = manage("purge_tasks", "--dry-run")
     assert ok.returncode == 0, ok.stderr
     assert "would delete 0 task(s)" in ok.stdout
-    done = _manage("purge_tasks", data_dir=tmp_path)
+    done = manage("purge_tasks")
     assert done.returncode == 0 and "Deleted 0 task(s)" in done.stdout
-    bad = _manage("purge_tasks", "--keep", "-5", data_dir=tmp_path)
+    bad = manage("purge_tasks", "--keep", "-5")
     assert bad.returncode == 2
     assert "--keep: -5 is negative" in bad.stderr

@@ -1,0 +1,117 @@
+"""Publishing to a cross-process channel layer never blocks nor breaks the publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer
+from channels.testing import WebsocketCommunicator
+
+from tasks_app import live
+
+HANGING = {"BACKEND": "tests.tasks_app.test_live.HangingLayer"}
+
+
+class HangingLayer(InMemoryChannelLayer):
+    """A Redis that accepts and never answers."""
+
+    sent: list[str] = []
+
+    async def group_send(self, group, message):
+        await asyncio.sleep(3600)
+
+
+class DownLayer(InMemoryChannelLayer):
+    """A Redis that is down: every call fails, until it is "up" again."""
+
+    up = False
+    sent: list[str] = []
+
+    async def group_send(self, group, message):
+        if not DownLayer.up:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+        DownLayer.sent.append(group)
+
+    async def group_add(self, group, channel):
+        if not DownLayer.up:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+        await super().group_add(group, channel)
+
+
+@pytest.fixture
+def fast_timeout(monkeypatch):
+    monkeypatch.setattr(live, "PUBLISH_TIMEOUT", 0.2)
+
+
+def test_a_hung_channel_layer_does_not_block_the_publisher(settings, fast_timeout, caplog):
+    settings.CHANNEL_LAYERS = {"default": HANGING}
+    started = time.monotonic()
+    for n in range(5):
+        live.send("tasks", {"type": "task.changed", "n": n})
+    assert time.monotonic() - started < 0.1  # the caller only queued them
+    assert live.flush(timeout=5)  # each gave up after PUBLISH_TIMEOUT
+    warnings = [r for r in caplog.records if "Could not publish" in r.getMessage()]
+    assert len(warnings) == 1  # once per outage, not once per message
+
+
+def test_publishing_resumes_when_the_layer_comes_back(settings, caplog):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.tasks_app.test_live.DownLayer"}}
+    DownLayer.up, DownLayer.sent = False, []
+    caplog.set_level(logging.WARNING, logger="tasks_app.live")
+    live.send("tasks", {"type": "x"})
+    live.send("tasks", {"type": "x"})
+    assert live.flush(timeout=5)
+    DownLayer.up = True
+    live.send("task-1", {"type": "x"})
+    assert live.flush(timeout=5)
+    assert DownLayer.sent == ["task-1"]
+    assert "Live updates flow again after 2 failed publish(es)." in caplog.text
+
+
+def test_the_backlog_is_bounded(monkeypatch, fast_timeout):
+    monkeypatch.setattr(live, "PUBLISH_BACKLOG", 3)
+    publisher = live._Publisher()
+    layer = HangingLayer()
+    for n in range(10):
+        publisher.submit(layer, "tasks", {"n": n})
+    assert publisher.dropped >= 6
+    assert publisher.flush(timeout=5)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_websocket_is_refused_while_the_layer_is_down(settings):
+    from migrator.asgi import application
+    from tests.tasks_app.test_consumers import _connect, _cookie_for
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.tasks_app.test_live.DownLayer"}}
+    cookie = await sync_to_async(_cookie_for)("alice")
+    DownLayer.up = False
+    communicator = await _connect("/ws/tasks/", cookie)
+    connected, _ = await communicator.connect()
+    assert not connected  # the browser retries later, polling meanwhile
+    DownLayer.up = True
+    communicator = WebsocketCommunicator(
+        application, "/ws/tasks/", headers=communicator.scope["headers"]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.disconnect()
+
+
+async def test_losing_the_layer_closes_the_sockets_so_browsers_reconnect():
+    closed: list[int] = []
+
+    class Consumer:
+        async def close(self, code=None):
+            closed.append(code)
+
+    consumers = [Consumer(), Consumer()]
+    for consumer in consumers:
+        live._consumers.add(consumer)
+    await live._close_consumers("Lost the channel layer (Redis)")
+    assert closed == [live.CLOSE_RECONNECT] * 2 == [4503, 4503]
+    assert not live._consumers
