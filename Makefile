@@ -10,10 +10,11 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help python venv run test test-unit test-browser lint format superset-up superset-down clean
+.PHONY: help python venv run run-scaled test test-unit test-browser lint format superset-up superset-down clean
 
 help:
 	@echo "make run    set up and serve http://$(HOST):$(PORT) (SQLite, one process, workers included)"
+	@echo "make run-scaled  PostgreSQL + Redis, 2 web processes (8001, 8002) and 2 workers"
 	@echo "make test   set up and run the whole test suite (starts two real Superset servers)"
 	@echo "make lint   ruff check + format check"
 
@@ -41,6 +42,12 @@ run: $(BIN)/.installed-runtime
 	$(BIN)/python manage.py ensure_admin
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl+C to stop)"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) migrator.asgi:application
+
+# The scaled-out topology on this machine (README, "Scaling out"); the
+# variables of scripts/run_scaled.sh (DATABASE_URL, CHANNEL_LAYER_URL,
+# WEB_PORTS, WORKERS, ...) override its defaults.
+run-scaled: $(BIN)/.installed-runtime
+	bash scripts/run_scaled.sh
 
 test: $(BIN)/.installed-dev
 	bash scripts/test.sh

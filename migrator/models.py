@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django.conf import settings
-from migrator.validators import validate_superset_url
 from django.db import models
 
 from migrator.fields import EncryptedTextField
 from migrator.superset.client import SupersetClient
+from migrator.validators import validate_superset_url
 
 
 class Environment(models.Model):

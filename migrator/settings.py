@@ -7,7 +7,9 @@ threads inside the web process). Every variable is documented in the README
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,8 +37,17 @@ def _generated_secret(setting: str, filename: str, make) -> str:
     GENERATED_SECRETS.append(setting)
     path = DATA_DIR / filename
     if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
+        # Written aside, then linked into place: several processes starting
+        # together on a fresh DATA_DIR all end up with the first one's secret.
+        fd, tmp = tempfile.mkstemp(dir=DATA_DIR, prefix=f".{filename}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(make())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
     return path.read_text().strip()
 
 
@@ -132,6 +143,9 @@ WORKER_THREADS = env.int("WORKER_THREADS", 2, minimum=1, maximum=32)
 WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", 1.0, minimum=0.05)
 TASK_HEARTBEAT_INTERVAL = env.float("TASK_HEARTBEAT_INTERVAL", 5.0, minimum=0.1)
 TASK_HEARTBEAT_TIMEOUT = env.float("TASK_HEARTBEAT_TIMEOUT", 60.0, minimum=1.0)
+# A task whose worker keeps dying (a bundle that crashes it, say) is requeued
+# at most this many runs in all, then fails instead of looping forever.
+TASK_MAX_ATTEMPTS = env.int("TASK_MAX_ATTEMPTS", 3, minimum=1, maximum=100)
 if TASK_HEARTBEAT_TIMEOUT <= TASK_HEARTBEAT_INTERVAL:
     raise ImproperlyConfigured(
         "TASK_HEARTBEAT_TIMEOUT must be longer than TASK_HEARTBEAT_INTERVAL."

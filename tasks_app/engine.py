@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from tasks_app.models import IllegalTransition, InputRequest, Status, Task
@@ -224,7 +224,8 @@ class _Heartbeat(threading.Thread):
                     self.lost.set()
                     return
         finally:
-            close_old_connections()
+            # This thread ends with the run: its database connection goes too.
+            connections.close_all()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -479,6 +480,8 @@ def _hand_back(task: Task, what: str) -> bool:
     step = kind.step_named(task.step) if kind else None
     # No step recorded yet: the worker died before doing anything.
     safe = kind is not None and (not task.step or (step is not None and step.repeatable))
+    gave_up = safe and task.attempts >= settings.TASK_MAX_ATTEMPTS
+    safe = safe and not gave_up
     worker = task.worker_id
     log = TaskLog(task)
     try:
@@ -494,8 +497,13 @@ def _hand_back(task: Task, what: str) -> bool:
                 enqueue(task)
             else:
                 task.fail(f"{WORKER_LOST} {task.step!r}")
+                reason = (
+                    f"it already ran {task.attempts} times (TASK_MAX_ATTEMPTS)"
+                    if gave_up
+                    else "it is not safe to repeat automatically"
+                )
                 log.error(
-                    f"{what} during step {task.step!r}; it is not safe to repeat automatically. Retry the task to run it again.",
+                    f"{what} during step {task.step!r}; {reason}. Retry the task to run it again.",
                     worker=worker,
                 )
                 _release_queue_message(task.pk, worker)

@@ -37,8 +37,9 @@ PUBLISH_TIMEOUT = 2.0
 PUBLISH_BACKLOG = 1000
 # How often a web process checks that its channel layer (Redis) is reachable.
 LAYER_CHECK_INTERVAL = 1.0
-# WebSocket close code "Service Restart": htmx's ws extension reconnects on it.
-CLOSE_SERVICE_RESTART = 1012
+# WebSocket close code meaning "reconnect in a moment" (static/js/app.js does).
+# Not 1012 "Service Restart": daphne (autobahn) only sends 1000 and 3000-4999.
+CLOSE_RECONNECT = 4503
 
 _server_loop: asyncio.AbstractEventLoop | None = None
 
@@ -196,9 +197,9 @@ def watch(consumer: Any) -> None:
 
     Redis pub/sub keeps no messages: while Redis is away (or restarting)
     every event is lost, and a WebSocket that stays open would never know.
-    So when this process loses Redis it closes its WebSockets with "Service
-    Restart"; the browser falls back to polling, reconnects, and refreshes
-    its table on reconnecting (static/js/app.js).
+    So when this process loses Redis it closes its WebSockets (code 4503);
+    the browser falls back to polling, reconnects, and refreshes its table
+    on reconnecting (static/js/app.js).
     """
     global _watcher
     _consumers.add(consumer)
@@ -217,7 +218,7 @@ async def _close_consumers(reason: str) -> None:
         logger.warning("%s: closing %d WebSocket(s) so browsers catch up", reason, len(consumers))
     for consumer in consumers:
         try:
-            await consumer.close(code=CLOSE_SERVICE_RESTART)
+            await consumer.close(code=CLOSE_RECONNECT)
         except Exception:
             logger.debug("Could not close a WebSocket", exc_info=True)
 

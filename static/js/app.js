@@ -69,6 +69,17 @@
     });
   });
 
+  // Every socket of the page: 4503 is the server saying "I lost my channel
+  // layer (Redis), come back in a moment". htmx reconnects by itself only after
+  // 1006/1011/1012/1013, and daphne cannot send those; spread the returns out.
+  document.addEventListener("htmx:wsClose", function (e) {
+    var detail = e.detail || {};
+    if (!detail.event || detail.event.code !== 4503 || !detail.socketWrapper) return;
+    setTimeout(function () {
+      if (document.body.contains(e.target)) detail.socketWrapper.reconnect();
+    }, 500 + Math.random() * 2000);
+  });
+
   setInterval(function () {
     var t = table();
     if (!t || t.dataset.live === "ws") return;

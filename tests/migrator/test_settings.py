@@ -91,6 +91,7 @@ BAD_VALUES = {
     "WORKER_NOTIFY": "sometimes",
     "TASK_HEARTBEAT_INTERVAL": "-1",
     "TASK_HEARTBEAT_TIMEOUT": "2",
+    "TASK_MAX_ATTEMPTS": "0",
     "INPUT_REQUEST_EXPIRY": "a week",
     "TASK_RETENTION_DAYS": "-1",
     "TASK_RETENTION_LIMIT": "many",

@@ -181,3 +181,14 @@ def test_a_cancel_requested_while_a_step_runs_wins_over_asking():
     task.refresh_from_db()
     assert task.status == Status.CANCELLED
     assert not task.input_requests.exists()
+
+
+def test_a_task_whose_worker_keeps_dying_is_not_requeued_forever(settings):
+    settings.TASK_MAX_ATTEMPTS = 2
+    task = _submit()
+    for expected in (Status.PENDING, Status.FAILED):
+        _stale(task, "first")
+        engine.reap_lost_tasks(timeout=60)
+        task.refresh_from_db()
+        assert task.status == expected
+    assert "already ran 2 times" in task.log_entries.last().message

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import InMemoryChannelLayer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 from channels.testing import WebsocketCommunicator
 
 from tasks_app import live
@@ -16,16 +16,40 @@ from tasks_app import live
 HANGING = {"BACKEND": "tests.tasks_app.test_live.HangingLayer"}
 
 
-class HangingLayer(InMemoryChannelLayer):
-    """A Redis that accepts and never answers."""
+class _FakeRedis(BaseChannelLayer):
+    """A cross-process layer (not the in-memory one): consumers work through an
+    in-memory layer inside, sends go where each fake says."""
 
-    sent: list[str] = []
+    extensions = ["groups"]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.inner = InMemoryChannelLayer()
+
+    async def new_channel(self, prefix="specific."):
+        return await self.inner.new_channel(prefix)
+
+    async def receive(self, channel):
+        return await self.inner.receive(channel)
+
+    async def send(self, channel, message):
+        await self.inner.send(channel, message)
+
+    async def group_add(self, group, channel):
+        await self.inner.group_add(group, channel)
+
+    async def group_discard(self, group, channel):
+        await self.inner.group_discard(group, channel)
+
+
+class HangingLayer(_FakeRedis):
+    """A Redis that accepts and never answers."""
 
     async def group_send(self, group, message):
         await asyncio.sleep(3600)
 
 
-class DownLayer(InMemoryChannelLayer):
+class DownLayer(_FakeRedis):
     """A Redis that is down: every call fails, until it is "up" again."""
 
     up = False
@@ -40,6 +64,12 @@ class DownLayer(InMemoryChannelLayer):
         if not DownLayer.up:
             raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
         await super().group_add(group, channel)
+
+
+@pytest.fixture(autouse=True)
+def fresh_publisher(monkeypatch):
+    """Each test gets its own publisher (the one of the process keeps its outage count)."""
+    monkeypatch.setattr(live, "_publisher_instance", None)
 
 
 @pytest.fixture
