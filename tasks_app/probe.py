@@ -16,11 +16,18 @@ def _run(ctx: StepContext) -> None:
     from tasks_app.worker import current_worker_id
 
     seconds = float(ctx.task.params.get("seconds", 0))
+    # Optional: a log entry every `tick` seconds, to watch a live log.
+    tick = float(ctx.task.params.get("tick", 0)) or None
     ctx.log.info("Probe ran", worker=current_worker_id(), attempt=ctx.task.attempts)
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
+    ticks = 0
     while time.monotonic() < deadline:
         ctx.check_cancelled()
-        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        if tick and time.monotonic() - started >= (ticks + 1) * tick:
+            ticks += 1
+            ctx.log.info(f"Probe tick {ticks}", elapsed_s=round(time.monotonic() - started, 2))
+        time.sleep(min(0.05 if tick else 0.2, max(0.0, deadline - time.monotonic())))
 
 
 PROBE = engine.register(
