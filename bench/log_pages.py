@@ -12,46 +12,17 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migrator.settings")
-os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="log-bench-")
+from _django import bench_database  # first: sets up a throw-away DATA_DIR
 
 ENTRIES = int(os.environ.get("BENCH_ENTRIES", "50000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "30"))
 
 
 def main() -> None:
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection
-
-    # The test client's host; setup_test_environment() would also slow
-    # template rendering down (it instruments it), so only this.
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    on_url = bool(os.environ.get("DATABASE_URL"))
-    configured = connection.settings_dict["NAME"]
-    if on_url:
-        # Never write into the configured database, nor into a test run's
-        # test_… database: a copy of our own, dropped after.
-        connection.settings_dict["TEST"]["NAME"] = f"log_bench_{os.getpid()}"
-        connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    else:
-        call_command("migrate", verbosity=0)
-    try:
-        run(connection.vendor)
-    finally:
-        if on_url:
-            connection.creation.destroy_test_db(configured, verbosity=0)
+    with bench_database("log_bench") as vendor:
+        run(vendor)
 
 
 def run(vendor: str) -> None:

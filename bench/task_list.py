@@ -14,15 +14,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migrator.settings")
-os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="task-bench-")
-os.environ["TASKS_EMBEDDED_WORKERS"] = "0"
+from _django import bench_database  # first: sets up a throw-away DATA_DIR
 
 TASKS = int(os.environ.get("BENCH_TASKS", "100000"))
 ENTRIES = int(os.environ.get("BENCH_ENTRIES", "1000000"))
@@ -30,27 +24,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "40"))
 
 
 def main() -> None:
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection
-
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    configured = connection.settings_dict["NAME"]
-    on_url = bool(os.environ.get("DATABASE_URL"))
-    if on_url:
-        connection.settings_dict["TEST"]["NAME"] = f"task_bench_{os.getpid()}"
-        connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    else:
-        call_command("migrate", verbosity=0)
-    try:
-        run(connection.vendor)
-    finally:
-        if on_url:
-            connection.creation.destroy_test_db(configured, verbosity=0)
+    with bench_database("task_bench") as vendor:
+        run(vendor)
 
 
 def fill() -> None:

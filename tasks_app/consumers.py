@@ -50,6 +50,16 @@ class _Base(AsyncWebsocketConsumer):
         live.watch(self)
         return True
 
+    async def _authenticate_for_task(self) -> int | None:
+        """The task id of the URL, once the user is known and the task exists; else closed."""
+        if not await self._authenticate():
+            return None
+        task_id = self.scope["url_route"]["kwargs"]["task_id"]
+        if not await database_sync_to_async(Task.objects.filter(pk=task_id).exists)():
+            await self.close(code=CLOSE_NOT_FOUND)
+            return None
+        return task_id
+
     async def disconnect(self, code: int) -> None:
         if self.group:
             try:
@@ -92,13 +102,9 @@ class TaskStatusConsumer(_Base):
     """``/ws/tasks/{id}/status``: one task's status."""
 
     async def connect(self) -> None:
-        if not await self._authenticate():
-            return
-        task_id = self.scope["url_route"]["kwargs"]["task_id"]
-        if not await database_sync_to_async(Task.objects.filter(pk=task_id).exists)():
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
-        await self._join(live.task_group(task_id))
+        task_id = await self._authenticate_for_task()
+        if task_id is not None:
+            await self._join(live.task_group(task_id))
 
     async def task_status(self, event: dict[str, Any]) -> None:
         if self.json:
@@ -115,11 +121,8 @@ class TaskLogConsumer(_Base):
     """
 
     async def connect(self) -> None:
-        if not await self._authenticate():
-            return
-        task_id = self.scope["url_route"]["kwargs"]["task_id"]
-        if not await database_sync_to_async(Task.objects.filter(pk=task_id).exists)():
-            await self.close(code=CLOSE_NOT_FOUND)
+        task_id = await self._authenticate_for_task()
+        if task_id is None:
             return
         params, _ = logs.parse_params({k: v[0] for k, v in self._query().items()})
         self.min_level = params.min_level or 0
