@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 
 from migrator import passwords, sessions
 from migrator.models import Environment
-from migrator.superset.bundle import inspect_bundle
+from migrator.superset.bundle import ImportProblems, inspect_bundle, strip_fields
 from migrator.superset.errors import ImportRejected, SupersetError
 from tasks_app import engine, live
 from tasks_app.engine import NeedsInput, StepContext, TaskFailed
@@ -110,28 +110,21 @@ def import_step(ctx: StepContext) -> None:
         overwrite=overwrite,
     )
     started = time.monotonic()
-    try:
-        with sessions.borrow(target) as client, default_storage.open(name, "rb") as bundle:
-            client.import_dashboards(bundle, overwrite=overwrite)
-    except ImportRejected as exc:
-        if passwords.can_ask(exc.problems):
-            with default_storage.open(name, "rb") as bundle:
-                info = inspect_bundle(bundle)
-            raise NeedsInput(
-                f"{target.name} needs input before it can import the bundle: {exc.problems.describe()}",
-                {"fields": passwords.input_fields(exc.problems, info)},
-            ) from exc
-        ctx.log.error(
-            f"{target.name} refused the bundle: {exc.problems.describe()}",
-            status=exc.status,
-            superset_message=exc.problems.message,
-        )
-        raise TaskFailed(
-            f"Target {target.name} refused the bundle: {exc.problems.describe()}"
-        ) from exc
-    except SupersetError as exc:
-        ctx.log.error(f"Import failed: {exc.message}", environment=target.name, status=exc.status)
-        raise _failed("target", target, exc) from exc
+    for attempt in range(_MAX_STRIPS + 1):
+        try:
+            with sessions.borrow(target) as client, default_storage.open(name, "rb") as bundle:
+                client.import_dashboards(bundle, overwrite=overwrite)
+            break
+        except ImportRejected as exc:
+            if exc.problems.only_unknown_fields and attempt < _MAX_STRIPS:
+                name = _strip_unknown_fields(ctx, target, name, exc.problems)
+                continue
+            _refused(ctx, target, name, exc)
+        except SupersetError as exc:
+            ctx.log.error(
+                f"Import failed: {exc.message}", environment=target.name, status=exc.status
+            )
+            raise _failed("target", target, exc) from exc
     ctx.log.info(
         f"Imported into {target.name}",
         environment=target.name,
@@ -139,6 +132,46 @@ def import_step(ctx: StepContext) -> None:
     )
     default_storage.delete(name)
     ctx.checkpoint.pop("bundle", None)
+
+
+# An older target may report unknown fields in a second pass (after the first
+# ones are gone); more than that means something else is wrong.
+_MAX_STRIPS = 2
+
+
+def _strip_unknown_fields(
+    ctx: StepContext, target: Environment, name: str, problems: ImportProblems
+) -> str:
+    """Remove the fields an older Superset (4.1) refuses; keep the result as the checkpoint."""
+    with default_storage.open(name, "rb") as source, tempfile.TemporaryFile() as stripped:
+        removed = strip_fields(source, stripped, problems.unknown_fields)
+        stripped.seek(0)
+        default_storage.delete(name)
+        name = default_storage.save(name, File(stripped))
+    ctx.checkpoint["bundle"] = name
+    ctx.log.warning(
+        f"{target.name} is an older Superset that does not know {len(removed)} field(s) of this "
+        "bundle (added by a newer Superset); they were removed and the import is tried again.",
+        removed=removed[:100],
+    )
+    return name
+
+
+def _refused(ctx: StepContext, target: Environment, name: str, exc: ImportRejected) -> None:
+    """Superset's 422: a prompt when input can fix it, else a failure with its reason."""
+    if passwords.can_ask(exc.problems):
+        with default_storage.open(name, "rb") as bundle:
+            info = inspect_bundle(bundle)
+        raise NeedsInput(
+            f"{target.name} needs input before it can import the bundle: {exc.problems.describe()}",
+            {"fields": passwords.input_fields(exc.problems, info)},
+        ) from exc
+    ctx.log.error(
+        f"{target.name} refused the bundle: {exc.problems.describe()}",
+        status=exc.status,
+        superset_message=exc.problems.message,
+    )
+    raise TaskFailed(f"Target {target.name} refused the bundle: {exc.problems.describe()}") from exc
 
 
 def describe(task: Task) -> dict[str, Any]:

@@ -205,6 +205,12 @@ class ImportProblems:
     def fixable_by_input(self) -> bool:
         return bool(self.needs) and not self.others
 
+    @property
+    def only_unknown_fields(self) -> bool:
+        """Every problem that is not a need is a field the target does not know."""
+        unknown = sum(len(paths) for paths in self.unknown_fields.values())
+        return unknown > 0 and unknown == len(self.others)
+
     def keys_needing(self, kind: NeedKind) -> list[str]:
         return [need.key for need in self.needs if need.kind == kind]
 
@@ -298,3 +304,52 @@ def _leaves(node: Any, path: str) -> list[tuple[str, str]]:
             leaf for index, child in enumerate(node) for leaf in _leaves(child, f"{path}.{index}")
         ]
     return [(path, str(node))]
+
+
+def strip_fields(
+    source: str | os.PathLike[str] | IO[bytes],
+    dest: IO[bytes],
+    fields: Mapping[str, list[str]],
+) -> list[str]:
+    """Copy a bundle into ``dest`` without the given fields; return what was removed.
+
+    ``fields`` maps bundle paths (without the root folder) to dotted field
+    paths, as ``ImportProblems.unknown_fields`` reports them: an older Superset
+    (4.1) refuses the keys a newer one (6.1) exports. Other members are copied
+    as they are, a chunk at a time.
+    """
+    removed: list[str] = []
+    with (
+        zipfile.ZipFile(source) as archive,
+        zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
+        for info in archive.infolist():
+            relative = info.filename.split("/", 1)[1] if "/" in info.filename else info.filename
+            paths = fields.get(relative)
+            if not paths or info.is_dir():
+                with archive.open(info) as member, out.open(info.filename, "w") as copy:
+                    while chunk := member.read(1 << 16):
+                        copy.write(chunk)
+                continue
+            document = _load_yaml(archive, info, relative)
+            for dotted in paths:
+                if _delete_path(document, dotted.split(".")):
+                    removed.append(f"{relative}: {dotted}")
+            out.writestr(
+                info.filename, yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+            )
+    return removed
+
+
+def _delete_path(node: Any, parts: list[str]) -> bool:
+    for part in parts[:-1]:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    if isinstance(node, dict) and parts[-1] in node:
+        del node[parts[-1]]
+        return True
+    return False

@@ -1,0 +1,189 @@
+"""The migration steps with Superset replaced by a fake client (the real one: tests/e2e)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from contextlib import contextmanager
+
+import pytest
+import yaml
+from django.core.files.storage import default_storage
+
+from migrator import pipeline, sessions
+from migrator.models import Environment
+from migrator.superset.bundle import parse_import_error, strip_fields
+from migrator.superset.errors import ImportRejected
+from tasks_app.engine import NeedsInput, StepContext
+from tasks_app.models import Task
+from tasks_app.tasklog import TaskLog
+
+pytestmark = pytest.mark.django_db
+
+ROOT = "dashboard_export_20261129T000000"
+ISSUES = [
+    {"code": 1010, "message": "Issue 1010 - Superset encountered an error while running a command."}
+]
+
+
+def _bundle() -> bytes:
+    members = {
+        "metadata.yaml": {"version": "1.0.0", "type": "Dashboard"},
+        "dashboards/Ops_2.yaml": {"dashboard_title": "Ops", "theme_uuid": "t-1", "uuid": "d-1"},
+        "datasets/analytics/shipments_2.yaml": {
+            "table_name": "shipments",
+            "folders": None,
+            "columns": [{"column_name": "a", "datetime_format": None}, {"column_name": "b"}],
+        },
+        "databases/analytics.yaml": {
+            "database_name": "analytics",
+            "sqlalchemy_uri": "postgresql://u:XXXXXXXXXX@h/analytics",
+            "configuration_method": "sqlalchemy_form",
+            "uuid": "db-1",
+        },
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, document in members.items():
+            archive.writestr(f"{ROOT}/{path}", yaml.safe_dump(document))
+        archive.writestr(f"{ROOT}/charts/big.yaml", b"x" * 100_000)
+    return buffer.getvalue()
+
+
+# As Superset 4.1.4 answers a bundle exported by 6.1 (SUPERSET_API.md).
+UNKNOWN_41 = {
+    "errors": [
+        {
+            "message": "Error importing dashboard",
+            "error_type": "GENERIC_COMMAND_ERROR",
+            "level": "warning",
+            "extra": {
+                "dashboards/Ops_2.yaml": {"theme_uuid": ["Unknown field."]},
+                "databases/analytics.yaml": {"configuration_method": ["Unknown field."]},
+                "datasets/analytics/shipments_2.yaml": {
+                    "columns": {"0": {"datetime_format": ["Unknown field."]}},
+                    "folders": ["Unknown field."],
+                },
+                "issue_codes": ISSUES,
+            },
+        }
+    ]
+}
+PASSWORD_41 = {
+    "errors": [
+        {
+            "message": "Error importing dashboard",
+            "error_type": "GENERIC_COMMAND_ERROR",
+            "level": "warning",
+            "extra": {
+                "databases/analytics.yaml": {
+                    "_schema": ["Must provide a password for the database"]
+                },
+                "issue_codes": ISSUES,
+            },
+        }
+    ]
+}
+
+
+def test_strip_fields_removes_exactly_what_was_reported():
+    problems = parse_import_error(UNKNOWN_41)
+    assert problems.only_unknown_fields and not problems.fixable_by_input
+    out = io.BytesIO()
+    removed = strip_fields(io.BytesIO(_bundle()), out, problems.unknown_fields)
+    assert sorted(removed) == [
+        "dashboards/Ops_2.yaml: theme_uuid",
+        "databases/analytics.yaml: configuration_method",
+        "datasets/analytics/shipments_2.yaml: columns.0.datetime_format",
+        "datasets/analytics/shipments_2.yaml: folders",
+    ]
+    with zipfile.ZipFile(out) as archive:
+        dataset = yaml.safe_load(archive.read(f"{ROOT}/datasets/analytics/shipments_2.yaml"))
+        assert dataset["columns"] == [{"column_name": "a"}, {"column_name": "b"}]
+        assert "folders" not in dataset
+        assert archive.read(f"{ROOT}/charts/big.yaml") == b"x" * 100_000  # copied as it was
+        assert "theme_uuid" not in yaml.safe_load(archive.read(f"{ROOT}/dashboards/Ops_2.yaml"))
+
+
+class FakeTarget:
+    """Answers each import with the next of ``answers`` (an exception or None)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.bundles: list[bytes] = []
+
+    def import_dashboards(self, bundle, *, overwrite):
+        self.bundles.append(bundle.read())
+        answer = self.answers.pop(0)
+        if answer is not None:
+            raise answer
+
+
+@pytest.fixture
+def ctx(monkeypatch):
+    def use(client):
+        @contextmanager
+        def borrow(env):
+            yield client
+
+        monkeypatch.setattr(sessions, "borrow", borrow)
+
+    envs = [
+        Environment.objects.create(name=n, url=f"http://{n}", username="u", password="p")
+        for n in ("new", "old41")
+    ]
+    task = Task.objects.create(
+        kind="migration",
+        params={
+            "source": envs[0].as_ref(),
+            "target": envs[1].as_ref(),
+            "dashboards": [{"id": 2, "title": "Ops"}],
+            "overwrite": True,
+        },
+    )
+    name = default_storage.save(f"bundles/task-{task.pk}.zip", io.BytesIO(_bundle()))
+    context = StepContext(task=task, log=TaskLog(task), checkpoint={"bundle": name})
+    context.use = use
+    return context
+
+
+def _rejected(body: dict) -> ImportRejected:
+    return ImportRejected("refused", status=422, problems=parse_import_error(body))
+
+
+def test_an_older_target_gets_the_bundle_without_the_fields_it_does_not_know(ctx):
+    target = FakeTarget([_rejected(UNKNOWN_41), None])
+    ctx.use(target)
+    pipeline.import_step(ctx)
+    assert len(target.bundles) == 2
+    with zipfile.ZipFile(io.BytesIO(target.bundles[1])) as archive:
+        assert "theme_uuid" not in archive.read(f"{ROOT}/dashboards/Ops_2.yaml").decode()
+    messages = list(ctx.task.log_entries.values_list("message", flat=True))
+    assert any("older Superset that does not know 4 field(s)" in m for m in messages)
+    assert messages[-1] == "Imported into old41"
+    assert "bundle" not in ctx.checkpoint  # done: the saved bundle is removed
+
+
+def test_after_stripping_an_older_target_can_still_ask_for_passwords(ctx):
+    ctx.use(FakeTarget([_rejected(UNKNOWN_41), _rejected(PASSWORD_41)]))
+    with pytest.raises(NeedsInput) as asked:
+        pipeline.import_step(ctx)
+    (field,) = asked.value.request["fields"]
+    assert (field["key"], field["type"], field["database_name"]) == (
+        "databases/analytics.yaml",
+        "password",
+        "analytics",
+    )
+    # The prompt's answers will be checked against the stripped bundle, now the checkpoint.
+    with default_storage.open(ctx.checkpoint["bundle"]) as saved, zipfile.ZipFile(saved) as archive:
+        assert (
+            "configuration_method" not in archive.read(f"{ROOT}/databases/analytics.yaml").decode()
+        )
+
+
+def test_unknown_fields_that_keep_coming_fail_the_task(ctx):
+    from tasks_app.engine import TaskFailed
+
+    ctx.use(FakeTarget([_rejected(UNKNOWN_41)] * 3))
+    with pytest.raises(TaskFailed, match="Unknown field"):
+        pipeline.import_step(ctx)
