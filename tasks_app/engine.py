@@ -52,8 +52,6 @@ class StepContext:
     task: Task
     log: TaskLog
     checkpoint: dict[str, Any]
-    # Secrets handed to this run only (e.g. answered passwords); never saved.
-    inputs: dict[str, Any] = field(default_factory=dict)
     # Set by the heartbeat when this run no longer owns the task (reaped, or
     # moved by someone else): the step must stop at its next check.
     lost: threading.Event = field(default_factory=threading.Event)
@@ -232,7 +230,7 @@ class _Heartbeat(threading.Thread):
         self.join(timeout=self.interval + 1)
 
 
-def run(task_id: int, worker_id: str, inputs: dict[str, Any] | None = None) -> str:
+def run(task_id: int, worker_id: str) -> str:
     """Run a task's remaining steps. Returns the status it ended in.
 
     Safe to call for a task that is no longer PENDING (a duplicate queue
@@ -253,7 +251,7 @@ def run(task_id: int, worker_id: str, inputs: dict[str, Any] | None = None) -> s
         task.fail(f"Unknown task kind {task.kind!r}")
         return task.status
 
-    ctx = StepContext(task=task, log=log, checkpoint=dict(task.checkpoint), inputs=inputs or {})
+    ctx = StepContext(task=task, log=log, checkpoint=dict(task.checkpoint))
     heartbeat = _Heartbeat(task, settings.TASK_HEARTBEAT_INTERVAL, ctx.lost)
     heartbeat.start()
     try:
@@ -291,7 +289,6 @@ def run(task_id: int, worker_id: str, inputs: dict[str, Any] | None = None) -> s
             task.fail(f"Unexpected error: {type(exc).__name__}: {exc}")
     finally:
         heartbeat.stop()
-        ctx.inputs.clear()
     return task.status
 
 
