@@ -19,8 +19,8 @@ help:
 	@echo "make lint   ruff check + format check"
 
 python:
-	@if [ -z "$(PYTHON)" ]; then \
-	  echo "Superset Migrator needs Python 3.12 or newer (Django 6), and none was found."; \
+	@if [ -z "$(PYTHON)" ] || ! "$(PYTHON)" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	  echo "Superset Migrator needs Python 3.12 or newer (Django 6), and none was found$(if $(PYTHON), ($(PYTHON) is older),)."; \
 	  echo "Install it (Debian/Ubuntu: apt install python3.12 python3.12-venv; macOS: brew install python@3.12;"; \
 	  echo "or pyenv install 3.12) and run make again, or point at one: make run PYTHON=/path/to/python3.12"; \
 	  exit 1; fi
