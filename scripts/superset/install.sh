@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install Apache Superset 6.1.0 into $SUPERSET_HOME/venv (default <repo>/.superset/venv).
+# Install Apache Superset 6.1.0 into $SUPERSET_HOME/venv (default <repo>/.superset/venv),
+# or another version side by side: `SUPERSET_VERSION=4.1.4 install.sh` installs into
+# $SUPERSET_HOME/venv-4.1.4 with constraints-4.1.txt (constraints-<major>.<minor>.txt).
 #
 # Idempotent: a marker file (venv/.superset-installed) records the version and a hash of
 # the constraints file; when both match, nothing is done (fast path, < 0.1 s).
@@ -8,15 +10,30 @@
 #   SUPERSET_HOME     state directory (default: <repo>/.superset)
 #   SUPERSET_PYTHON   Python 3.11 interpreter to use (default: python3.11 on PATH,
 #                     then pyenv's 3.11.*)
-#   SUPERSET_VERSION  default 6.1.0 (the constraints file is written for 6.1.0)
+#   SUPERSET_VERSION  default 6.1.0; any version with a constraints-<major>.<minor>.txt
+#                     here (6.1.x, 4.1.x). Prints nothing on stdout; the venv is
+#                     `superset_venv VERSION` below (6.1.0: venv, others: venv-VERSION).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 SUPERSET_HOME="${SUPERSET_HOME:-$REPO/.superset}"
 SUPERSET_VERSION="${SUPERSET_VERSION:-6.1.0}"
-CONSTRAINTS="$HERE/constraints-6.1.txt"
-VENV="$SUPERSET_HOME/venv"
+if [[ ! "$SUPERSET_VERSION" =~ ^([0-9]+)\.([0-9]+)\.[0-9]+$ ]]; then
+    echo "[superset install] ERROR: bad SUPERSET_VERSION '$SUPERSET_VERSION' (want X.Y.Z)" >&2
+    exit 2
+fi
+CONSTRAINTS="$HERE/constraints-${BASH_REMATCH[1]}.${BASH_REMATCH[2]}.txt"
+if [[ ! -f "$CONSTRAINTS" ]]; then
+    echo "[superset install] ERROR: no $CONSTRAINTS for Superset $SUPERSET_VERSION" >&2
+    exit 2
+fi
+# 6.1.0 keeps the historical path (other tools use $SUPERSET_HOME/venv).
+if [[ "$SUPERSET_VERSION" == "6.1.0" ]]; then
+    VENV="$SUPERSET_HOME/venv"
+else
+    VENV="$SUPERSET_HOME/venv-$SUPERSET_VERSION"
+fi
 MARKER="$VENV/.superset-installed"
 
 log() { echo "[superset install] $*" >&2; }
@@ -31,8 +48,8 @@ if installed; then
 fi
 # Serialize concurrent installs (parallel test runners); re-check after waiting.
 mkdir -p "$SUPERSET_HOME"
-exec 8>"$SUPERSET_HOME/install.lock"
-flock -w 1200 8 || { log "ERROR: install.lock busy for 20 min"; exit 1; }
+exec 8>"$SUPERSET_HOME/install-$SUPERSET_VERSION.lock"
+flock -w 1200 8 || { log "ERROR: install-$SUPERSET_VERSION.lock busy for 20 min"; exit 1; }
 if installed; then
     log "already installed (by a concurrent run): $want ($VENV)"
     exit 0
@@ -75,15 +92,18 @@ fi
 
 start=$(date +%s)
 mkdir -p "$SUPERSET_HOME"
-: >"$SUPERSET_HOME/install.log"
+# One log per venv: installs of two versions may run at the same time.
+INSTALL_LOG="$SUPERSET_HOME/install.log"
+[[ "$SUPERSET_VERSION" == "6.1.0" ]] || INSTALL_LOG="$SUPERSET_HOME/install-$SUPERSET_VERSION.log"
+: >"$INSTALL_LOG"
 if [[ -x "$VENV/bin/python" ]] && ! is_py311 "$VENV/bin/python"; then
     log "existing venv is not Python 3.11: recreating"
     rm -rf "$VENV"
 fi
 if [[ ! -x "$VENV/bin/python" ]]; then
     log "creating venv with $PY"
-    if ! "$PY" -m venv "$VENV" >>"$SUPERSET_HOME/install.log" 2>&1; then
-        grep -v '^WARNING: Location' "$SUPERSET_HOME/install.log" | tail -20 >&2
+    if ! "$PY" -m venv "$VENV" >>"$INSTALL_LOG" 2>&1; then
+        grep -v '^WARNING: Location' "$INSTALL_LOG" | tail -20 >&2
         log "ERROR: could not create the venv"; exit 1
     fi
 fi
@@ -93,18 +113,21 @@ log "installing apache-superset[postgres]==$SUPERSET_VERSION (constraints: $CONS
 # indexes are noise; keep the log of the install for failures.
 # rich and cachetools are imported by Superset but not declared by the wheel: a
 # constraints file only pins what something requires, so they are named here (their
-# versions come from the constraints file).
+# versions come from the constraints file). 4.x imports pkg_resources without declaring
+# setuptools, and setuptools 81+ dropped pkg_resources: named too (pinned to 80.9.0).
+extra=(rich cachetools)
+[[ "$SUPERSET_VERSION" == 6.* ]] || extra+=(setuptools)
 if ! "$VENV/bin/python" -m pip install --no-input --disable-pip-version-check -q \
-        "apache-superset[postgres]==$SUPERSET_VERSION" rich cachetools -c "$CONSTRAINTS" \
-        >>"$SUPERSET_HOME/install.log" 2>&1; then
-    grep -v '^WARNING: Location' "$SUPERSET_HOME/install.log" | tail -40 >&2
-    log "ERROR: pip install failed (full log: $SUPERSET_HOME/install.log)"
+        "apache-superset[postgres]==$SUPERSET_VERSION" "${extra[@]}" -c "$CONSTRAINTS" \
+        >>"$INSTALL_LOG" 2>&1; then
+    grep -v '^WARNING: Location' "$INSTALL_LOG" | tail -40 >&2
+    log "ERROR: pip install failed (full log: $INSTALL_LOG)"
     exit 1
 fi
 # Smoke test: the CLI imports (catches a missing undeclared dependency early).
 if ! "$VENV/bin/python" -c 'import superset, superset.cli.main, cachetools, rich, psycopg2' \
-        >>"$SUPERSET_HOME/install.log" 2>&1; then
-    tail -20 "$SUPERSET_HOME/install.log" >&2
+        >>"$INSTALL_LOG" 2>&1; then
+    tail -20 "$INSTALL_LOG" >&2
     log "ERROR: installed Superset does not import"
     exit 1
 fi

@@ -12,8 +12,12 @@
 # (SUPERSET_START_TIMEOUT, default 300 s) and prints the log tail on failure.
 # Runs install.sh first (fast no-op when installed). Stop with down.sh.
 #
-# Usage: up.sh [NAME:PORT ...]   (default: source:8188 target:8189; e.g. `up.sh recorder:8190`
-#        starts one more, independent instance, as record_fixtures.py does)
+# Usage: up.sh [NAME:PORT[@VERSION] ...]   (default: source:8188 target:8189; e.g.
+#        `up.sh recorder:8190` starts one more, independent instance, as record_fixtures.py
+#        does; `up.sh target41:8192@4.1.4` one with Superset 4.1.4 from venv-4.1.4)
+# VERSION defaults to $SUPERSET_VERSION, else 6.1.0; install.sh runs once per version.
+# An instance directory remembers the version it was initialized with (.initialized):
+# starting it with another version is refused (Superset cannot downgrade its metadata).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,12 +26,33 @@ export SUPERSET_HOME="${SUPERSET_HOME:-$REPO/.superset}"
 SOURCE_PORT="${SUPERSET_SOURCE_PORT:-8188}"
 TARGET_PORT="${SUPERSET_TARGET_PORT:-8189}"
 TIMEOUT="${SUPERSET_START_TIMEOUT:-300}"
-VENV="$SUPERSET_HOME/venv"
-PY="$VENV/bin/python"
+DEFAULT_VERSION="${SUPERSET_VERSION:-6.1.0}"
 
 log() { echo "[superset up] $*" >&2; }
 
-"$HERE/install.sh"
+venv_for() {  # version -> the venv install.sh uses for it
+    if [[ "$1" == "6.1.0" ]]; then echo "$SUPERSET_HOME/venv"; else echo "$SUPERSET_HOME/venv-$1"; fi
+}
+
+# Instances: NAME:PORT[@VERSION] arguments, default "source:$SOURCE_PORT target:$TARGET_PORT".
+specs=("$@")
+(( ${#specs[@]} )) || specs=("source:$SOURCE_PORT" "target:$TARGET_PORT")
+names=() ports=() versions=()
+for spec in "${specs[@]}"; do
+    if [[ ! "$spec" =~ ^([a-z][a-z0-9_-]*):([0-9]+)(@([0-9]+\.[0-9]+\.[0-9]+))?$ ]]; then
+        log "ERROR: bad instance '$spec' (want NAME:PORT[@VERSION], e.g. source:8188 or target41:8192@4.1.4)"
+        exit 2
+    fi
+    names+=("${BASH_REMATCH[1]}"); ports+=("${BASH_REMATCH[2]}")
+    versions+=("${BASH_REMATCH[4]:-$DEFAULT_VERSION}")
+done
+
+# Install each version needed (fast no-op when installed).
+for v in $(printf '%s\n' "${versions[@]}" | sort -u); do
+    SUPERSET_VERSION="$v" "$HERE/install.sh"
+done
+# Any installed venv's python does for the health checks.
+PY="$(venv_for "${versions[0]}")/bin/python"
 
 # One up.sh at a time per SUPERSET_HOME (parallel test runners): two runs must not both
 # migrate one SQLite file or start two gunicorns for one instance. fd 9 is closed for
@@ -101,15 +126,19 @@ EOF
 }
 
 # Run a superset CLI command for one instance, output appended to setup.log.
-sup() {  # dir args...
-    local dir="$1"; shift
+# FLASK_APP: 4.1's CLI finds no app without it ("Could not locate a Flask application");
+# 6.1's CLI names its app itself.
+sup() {  # dir venv args...
+    local dir="$1" venv="$2"; shift 2
     (cd "$dir" && SUPERSET_CONFIG_PATH="$dir/superset_config.py" SUPERSET_HOME="$dir/data" \
-        SUPERSET_LOAD_EXAMPLES=no "$VENV/bin/superset" "$@") >>"$dir/setup.log" 2>&1
+        FLASK_APP="superset.app:create_app()" \
+        SUPERSET_LOAD_EXAMPLES=no "$venv/bin/superset" "$@") >>"$dir/setup.log" 2>&1
 }
 
 # Prepare and start one instance; runs in a background subshell.
-start_instance() {  # name port
-    local name="$1" port="$2" dir="$SUPERSET_HOME/$1" t0
+start_instance() {  # name port version
+    local name="$1" port="$2" dir="$SUPERSET_HOME/$1" venv t0
+    venv="$(venv_for "$3")"
     t0=$(date +%s)
     mkdir -p "$dir"
     rm -f "$dir/launch.pid"
@@ -122,31 +151,39 @@ start_instance() {  # name port
         return 0
     fi
     write_config "$dir" "$name" "$port"
-    local version; version="$("$PY" -c 'from importlib.metadata import version; print(version("apache-superset"))')"
-    if [[ "$(cat "$dir/.initialized" 2>/dev/null || true)" != "$version" || ! -s "$dir/superset.db" ]]; then
+    local version done_version
+    version="$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("apache-superset"))')"
+    done_version="$(cat "$dir/.initialized" 2>/dev/null || true)"
+    if [[ -n "$done_version" && -s "$dir/superset.db" \
+            && "$(printf '%s\n' "$done_version" "$version" | sort -V | tail -1)" != "$version" ]]; then
+        log "$name: ERROR: initialized with Superset $done_version, cannot run $version on it" \
+            "(use another instance name, or remove $dir)"
+        return 1
+    fi
+    if [[ "$done_version" != "$version" || ! -s "$dir/superset.db" ]]; then
         log "$name: first run: db upgrade, create-admin, init (log: $dir/setup.log)"
         : >"$dir/setup.log"
-        if ! sup "$dir" db upgrade; then
+        if ! sup "$dir" "$venv" db upgrade; then
             tail -30 "$dir/setup.log" >&2; log "$name: ERROR: superset db upgrade failed"; return 1
         fi
-        if ! sup "$dir" fab create-admin --username admin --password admin \
+        if ! sup "$dir" "$venv" fab create-admin --username admin --password admin \
                 --firstname Admin --lastname User --email admin@example.com; then
             tail -30 "$dir/setup.log" >&2; log "$name: ERROR: create-admin failed"; return 1
         fi
-        if ! sup "$dir" init; then
+        if ! sup "$dir" "$venv" init; then
             tail -30 "$dir/setup.log" >&2; log "$name: ERROR: superset init failed"; return 1
         fi
         echo "$version" >"$dir/.initialized"
         log "$name: initialized in $(( $(date +%s) - t0 )) s"
     fi
-    log "$name: starting gunicorn on 127.0.0.1:$port (log: $dir/server.log)"
+    log "$name: starting Superset $version (gunicorn) on 127.0.0.1:$port (log: $dir/server.log)"
     rm -f "$dir/gunicorn.pid"
     # setsid + all fds redirected: the server outlives this script and never holds the
     # caller's pipes open (subprocess.run(capture_output=True) returns).
     (
         cd "$dir"
         export SUPERSET_CONFIG_PATH="$dir/superset_config.py" SUPERSET_HOME="$dir/data"
-        exec setsid "$VENV/bin/gunicorn" -w 1 -k gthread --threads 8 \
+        exec setsid "$venv/bin/gunicorn" -w 1 -k gthread --threads 8 \
             -b "127.0.0.1:$port" --timeout 300 \
             --limit-request-line 0 --limit-request-field_size 0 \
             --pid "$dir/gunicorn.pid" --name "superset-$name" \
@@ -175,22 +212,11 @@ wait_healthy() {  # name port deadline
     log "$name: healthy at http://127.0.0.1:$port"
 }
 
-# Instances: NAME:PORT arguments, default "source:$SOURCE_PORT target:$TARGET_PORT".
-specs=("$@")
-(( ${#specs[@]} )) || specs=("source:$SOURCE_PORT" "target:$TARGET_PORT")
-names=() ports=()
-for spec in "${specs[@]}"; do
-    if [[ ! "$spec" =~ ^([a-z][a-z0-9_-]*):([0-9]+)$ ]]; then
-        log "ERROR: bad instance '$spec' (want NAME:PORT, e.g. source:8188)"; exit 2
-    fi
-    names+=("${BASH_REMATCH[1]}"); ports+=("${BASH_REMATCH[2]}")
-done
-
 t0=$(date +%s)
 rc=0
 pids=()
 for i in "${!names[@]}"; do
-    start_instance "${names[$i]}" "${ports[$i]}" & pids+=($!)
+    start_instance "${names[$i]}" "${ports[$i]}" "${versions[$i]}" & pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 (( rc == 0 )) || { log "ERROR: set-up failed"; exit 1; }

@@ -1,4 +1,4 @@
-"""Real Apache Superset 6.1.0 servers for end-to-end tests (no Django here).
+"""Real Apache Superset 6.1.0 servers (and one 4.1.4) for end-to-end tests (no Django here).
 
     from tests.e2e.superset_servers import ensure_servers, seed_source, SupersetAdmin
 
@@ -10,6 +10,9 @@
 The servers are started by scripts/superset/up.sh (install.sh first) and keep running
 after the tests (state in <repo>/.superset, or $SUPERSET_HOME); stop_servers() or
 scripts/superset/down.sh stops them. Admin login on both: admin / admin.
+
+ensure_superset41() starts a third server, Superset 4.1.4 ("target41", port 8192; stop
+it with `scripts/superset/down.sh target41`).
 
 Interactive password resolution (``seed_source(secure=True)``, i.e. seed.py --secure):
 
@@ -150,6 +153,27 @@ def ensure_servers(timeout: float = 900) -> dict[str, str]:
     _run(["bash", str(SCRIPTS / "install.sh")], timeout)
     _run(["bash", str(SCRIPTS / "up.sh")], timeout)
     return server_urls()
+
+
+# A Superset 4.1.4 instance beside the 6.1 pair (venv-4.1.4, state in <home>/target41).
+SUPERSET41_VERSION = "4.1.4"
+SUPERSET41_NAME = "target41"
+
+
+def superset41_url() -> str:
+    return f"http://127.0.0.1:{os.environ.get('SUPERSET41_PORT', '8192')}"
+
+
+def ensure_superset41(timeout: float = 900) -> str:
+    """Install Superset 4.1.4 if needed (venv-4.1.4) and start the instance `target41`
+    (port $SUPERSET41_PORT, default 8192) unless already healthy; returns its URL."""
+    url = superset41_url()
+    port = url.rsplit(":", 1)[1]
+    _run(
+        ["bash", str(SCRIPTS / "up.sh"), f"{SUPERSET41_NAME}:{port}@{SUPERSET41_VERSION}"],
+        timeout,
+    )
+    return url
 
 
 def stop_servers() -> None:
