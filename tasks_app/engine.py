@@ -128,7 +128,7 @@ def submit(kind: str, *, owner: Any, params: dict[str, Any]) -> Task:
         enqueue(task)
     from tasks_app import live
 
-    transaction.on_commit(lambda: live.task_changed(task, created=True))
+    live.task_changed(task, created=True)  # sent once the transaction commits
     return task
 
 
@@ -141,17 +141,6 @@ def enqueue(task: Task) -> None:
     # Idle workers of this process at once, and of other processes too.
     notify_workers()
     transaction.on_commit(wake_workers)
-
-
-def retry(task: Task, *, by: Any = None) -> None:
-    """Run a failed or cancelled task again, from its checkpoint."""
-    with transaction.atomic():
-        task.retry()
-        enqueue(task)
-    who = getattr(by, "username", None)
-    TaskLog(task).info(
-        f"Retry requested{f' by {who}' if who else ''}; resuming at step {task.step or 'start'!r}."
-    )
 
 
 WORKER_LOST = "Worker lost during step"
@@ -176,19 +165,24 @@ def can_resume(task: Task) -> bool:
     return step.repeatable or not task.error.startswith(WORKER_LOST)
 
 
-def retry_from_start(task: Task, *, by: Any = None) -> None:
-    """Run a failed or cancelled task again from its first step, on a clean checkpoint."""
+def retry(task: Task, *, by: Any = None) -> None:
+    """Run a failed or cancelled task again: from its checkpoint when that is
+    safe (``can_resume``), otherwise from its first step on a clean checkpoint."""
+    from_start = not can_resume(task)
     previous = Task(
         pk=task.pk, kind=task.kind, params=task.params, checkpoint=dict(task.checkpoint)
     )
     with transaction.atomic():
-        task.retry(from_start=True)
+        task.retry(from_start=from_start)
         enqueue(task)
-    kind = _KINDS.get(task.kind)
-    if kind:
-        kind.cleanup(previous)  # the files of the abandoned attempt
-    who = getattr(by, "username", None)
-    TaskLog(task).info(f"Retry from the start requested{f' by {who}' if who else ''}.")
+    who = f" by {by.username}" if getattr(by, "username", None) else ""
+    if from_start:
+        kind = _KINDS.get(task.kind)
+        if kind:
+            kind.cleanup(previous)  # the files of the abandoned attempt
+        TaskLog(task).info(f"Retry from the start requested{who}.")
+    else:
+        TaskLog(task).info(f"Retry requested{who}; resuming at step {task.step or 'start'!r}.")
 
 
 # --- running -------------------------------------------------------------
@@ -316,9 +310,7 @@ def field_id(field: dict[str, Any]) -> str:
 def _ask(task: Task, log: TaskLog, exc: NeedsInput) -> None:
     fields = [dict(f, error=f.get("error", "")) for f in exc.request.get("fields", [])]
     with transaction.atomic():
-        InputRequest.objects.filter(task=task, state__in=["OPEN", "ANSWERING"]).update(
-            state="CLOSED"
-        )
+        InputRequest.objects.filter(task=task).pending().update(state=InputRequest.State.CLOSED)
         InputRequest.objects.create(
             task=task,
             message=str(exc),
@@ -333,6 +325,7 @@ def _ask(task: Task, log: TaskLog, exc: NeedsInput) -> None:
 
 
 def _validate(field: dict[str, Any], value: Any) -> str:
+    """The error for ``value`` (None: not answered), or ''."""
     if field.get("input") == "confirm":
         return "" if value is True else "Confirm, or cancel the task."
     if value == "" and field.get("allow_empty"):
@@ -355,7 +348,7 @@ def answer(task: Task, answers: dict[str, Any], *, user: Any) -> Task:
     for what is still missing).
     """
     try:
-        request = InputRequest.objects.filter(task=task, state__in=["OPEN", "ANSWERING"]).first()
+        request = InputRequest.objects.filter(task=task).pending().first()
         task.refresh_from_db()
         if task.status != Status.AWAITING_INPUT or request is None:
             raise NotAwaitingInput(f"Task #{task.pk} is not waiting for input.")
@@ -384,10 +377,7 @@ def answer(task: Task, answers: dict[str, Any], *, user: Any) -> Task:
             fid = field_id(field)
             if fid in given and fid not in errors:
                 continue  # applied: never asked again
-            missing = (
-                "Confirm, or cancel the task." if field.get("input") == "confirm" else "Required."
-            )
-            remaining.append(dict(field, error=errors.get(fid) or missing))
+            remaining.append(dict(field, error=errors.get(fid) or _validate(field, None)))
         if remaining:
             request.reopen(remaining)
             raise AnswerRejected({field_id(f): f["error"] for f in remaining})
@@ -490,7 +480,6 @@ def _hand_back(task: Task, what: str) -> bool:
                     f"{what} during step {task.step or 'start'!r}; it is safe to repeat, so the task was queued again.",
                     worker=worker,
                 )
-                _release_queue_message(task.pk, worker)
                 enqueue(task)
             else:
                 task.fail(f"{WORKER_LOST} {task.step!r}")
@@ -503,7 +492,7 @@ def _hand_back(task: Task, what: str) -> bool:
                     f"{what} during step {task.step!r}; {reason}. Retry the task to run it again.",
                     worker=worker,
                 )
-                _release_queue_message(task.pk, worker)
+            _release_queue_message(task.pk, worker)
     except IllegalTransition:
         return False
     return True

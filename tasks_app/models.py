@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -116,7 +116,7 @@ class Task(models.Model):
         """The open request of a task awaiting input (prefetch ``input_requests`` in lists)."""
         if self.status != Status.AWAITING_INPUT:
             return None
-        pending = [r for r in self.input_requests.all() if r.state in ("OPEN", "ANSWERING")]
+        pending = [r for r in self.input_requests.all() if r.state in InputRequest.PENDING]
         return pending[0] if pending else None
 
     @property
@@ -229,10 +229,9 @@ class Task(models.Model):
         )
 
     def save_checkpoint(self, step: str, checkpoint: dict[str, Any]) -> None:
-        with transaction.atomic():
-            Task.objects.filter(pk=self.pk).update(
-                step=step, checkpoint=checkpoint, updated_at=timezone.now()
-            )
+        Task.objects.filter(pk=self.pk).update(
+            step=step, checkpoint=checkpoint, updated_at=timezone.now()
+        )
         self.step = step
         self.checkpoint = checkpoint
 
@@ -307,6 +306,12 @@ class TaskLogEntry(models.Model):
         return line.replace("\n", "\n    ")
 
 
+class InputRequestQuerySet(models.QuerySet["InputRequest"]):
+    def pending(self) -> InputRequestQuerySet:
+        """Still to be answered: open, or being answered right now."""
+        return self.filter(state__in=InputRequest.PENDING)
+
+
 class InputRequest(models.Model):
     """What a task waiting for a person needs: a list of fields, never their values.
 
@@ -322,6 +327,9 @@ class InputRequest(models.Model):
         EXPIRED = "EXPIRED", "Expired"
         CLOSED = "CLOSED", "Closed"
 
+    # The states in which the task still waits for this request.
+    PENDING = (State.OPEN, State.ANSWERING)
+
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="input_requests")
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
     message = models.TextField(blank=True)
@@ -333,6 +341,8 @@ class InputRequest(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InputRequestQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]

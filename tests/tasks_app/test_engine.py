@@ -192,3 +192,17 @@ def test_a_task_whose_worker_keeps_dying_is_not_requeued_forever(settings):
         task.refresh_from_db()
         assert task.status == expected
     assert "already ran 2 times" in task.log_entries.last().message
+
+
+def test_retry_starts_over_after_a_worker_died_in_an_unsafe_step():
+    task = _submit()
+    _stale(task, "second")  # "second" is not repeatable
+    Task.objects.filter(pk=task.pk).update(checkpoint={"first": 1})
+    engine.reap_lost_tasks(timeout=60)
+    task.refresh_from_db()
+    engine.retry(task)
+    task.refresh_from_db()
+    assert (task.status, task.step, task.checkpoint) == (Status.PENDING, "", {})
+    assert task.log_entries.last().message == "Retry from the start requested."
+    engine.run(task.pk, "w1")
+    assert calls == ["first", "second"]  # the first step ran again
