@@ -15,6 +15,7 @@ from pydantic import Field
 
 from migrator.forms import EnvironmentForm, MigrationForm
 from migrator.models import Environment
+from migrator.passwords import ANSWER_GROUPS, GROUP_OF_TYPE
 from migrator.pipeline import start_migration
 from migrator.superset.errors import SupersetError
 from tasks_app import engine
@@ -231,14 +232,6 @@ class ResumeIn(Schema):
     overwrite: bool = False
 
 
-RESUME_FIELDS = {
-    "passwords": "password",
-    "ssh_tunnel_passwords": "ssh_password",
-    "ssh_tunnel_private_keys": "ssh_private_key",
-    "ssh_tunnel_private_key_passwords": "ssh_private_key_password",
-}
-
-
 @migrations.post(
     "/tasks/{task_id}/resume",
     response={202: TaskOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
@@ -252,7 +245,7 @@ def resume_task(request: HttpRequest, task_id: int, payload: ResumeIn) -> Any:
     if not task.can_be_changed_by(request.user):
         raise HttpError(403, "Only the task's owner or staff may answer it.")
     answers: dict[str, Any] = {}
-    for name, kind in RESUME_FIELDS.items():
+    for name, kind in ANSWER_GROUPS.items():
         for key, value in getattr(payload, name).items():
             answers[f"{kind}:{key}"] = value
         getattr(payload, name).clear()
@@ -272,8 +265,7 @@ def resume_task(request: HttpRequest, task_id: int, payload: ResumeIn) -> Any:
 
 def _api_key(fid: str) -> str:
     kind, _, key = fid.partition(":")
-    names = {v: k for k, v in RESUME_FIELDS.items()}
-    return f"{names.get(kind, kind)}.{key}" if kind != "overwrite" else "overwrite"
+    return f"{GROUP_OF_TYPE.get(kind, kind)}.{key}" if kind != "overwrite" else "overwrite"
 
 
 api.add_router("", envs)

@@ -53,6 +53,11 @@ class Environment(models.Model):
             verify=self.verify_tls and settings.SUPERSET_VERIFY_TLS,
         )
 
+    @classmethod
+    def from_ref(cls, ref: dict) -> Environment | None:
+        """The environment a task remembered (``as_ref``), if it still exists."""
+        return cls.objects.filter(pk=ref["id"]).first()
+
     def as_ref(self) -> dict:
         """How a task remembers this environment (it may be renamed or deleted later)."""
         return {"id": self.pk, "name": self.name, "url": self.url}

@@ -27,7 +27,7 @@ from migrator.superset.bundle import PASSWORD_MASK, BundleInfo, ImportProblems, 
 from migrator.superset.errors import ConnectionTestFailed, SupersetError
 from tasks_app.engine import field_id
 from tasks_app.models import InputRequest, Task
-from tasks_app.tasklog import TaskLog
+from tasks_app.tasklog import TaskLog, redact
 
 # need kind -> (label, input widget, max length)
 FIELD_TYPES: dict[str, tuple[str, str, int]] = {
@@ -37,6 +37,15 @@ FIELD_TYPES: dict[str, tuple[str, str, int]] = {
     "ssh_private_key_password": ("SSH private key password", "secret", 1024),
     "overwrite": ("Overwrite what already exists on the target", "confirm", 0),
 }
+# How the resume API and --secrets-file group answers: group name -> field type.
+ANSWER_GROUPS = {
+    "passwords": "password",
+    "ssh_tunnel_passwords": "ssh_password",
+    "ssh_tunnel_private_keys": "ssh_private_key",
+    "ssh_tunnel_private_key_passwords": "ssh_private_key_password",
+}
+GROUP_OF_TYPE = {kind: group for group, kind in ANSWER_GROUPS.items()}
+
 SSH_FIELD = {
     "ssh_password": "password",
     "ssh_private_key": "private_key",
@@ -71,8 +80,9 @@ def input_fields(problems: ImportProblems, info: BundleInfo) -> list[dict[str, A
     return fields
 
 
-def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> bytes:
-    """A ``type: Database`` bundle with this database's secrets inside its YAML."""
+def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> tuple[bytes, dict]:
+    """A ``type: Database`` bundle with this database's secrets inside its YAML, and
+    that YAML (for its uuid and name)."""
     with default_storage.open(bundle_name, "rb") as saved, zipfile.ZipFile(saved) as archive:
         member = next(n for n in archive.namelist() if n.split("/", 1)[-1] == key)
         root = member.split("/", 1)[0]
@@ -94,14 +104,14 @@ def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> byt
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
         out.writestr(f"{root}/metadata.yaml", yaml.safe_dump(metadata))
         out.writestr(f"{root}/{key}", yaml.safe_dump(document, allow_unicode=True))
-    return buffer.getvalue()
+    return buffer.getvalue(), document
 
 
-def _check_database(
-    client: Any, bundle_name: str, key: str, uuid: str, name: str, secrets: dict[str, str]
-) -> str:
+def _check_database(client: Any, bundle_name: str, key: str, secrets: dict[str, str]) -> str:
     """Create the database on the target with ``secrets`` and test it; '' when right."""
-    data = _database_bundle(bundle_name, key, secrets)
+    data, document = _database_bundle(bundle_name, key, secrets)
+    uuid, name = document["uuid"], document["database_name"]
+    document.clear()  # it holds the secrets
     try:
         client.import_databases(io.BytesIO(data), overwrite=False)
     except SupersetError as exc:
@@ -142,7 +152,7 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
     if not per_database:
         return errors
 
-    target = Environment.objects.filter(pk=task.params["target"]["id"]).first()
+    target = Environment.from_ref(task.params["target"])
     bundle_name = task.checkpoint.get("bundle")
     if target is None or not bundle_name or not default_storage.exists(bundle_name):
         reason = (
@@ -152,22 +162,21 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
         )
         return {fid: reason for fid in given if fields[fid]["type"] != "overwrite"}
 
-    with default_storage.open(bundle_name, "rb") as saved:
-        from migrator.superset.bundle import inspect_bundle
-
-        info = {db.key: db for db in inspect_bundle(saved).databases}
+    names = {f["key"]: f.get("database_name") or f["key"] for f in request.fields}
     try:
         with sessions.borrow(target) as client:
             for key, secrets in per_database.items():
-                db = info[key]
-                problem = _check_database(client, bundle_name, key, db.uuid, db.name, secrets)
+                # Superset's message could quote what it was sent: never show a secret back.
+                problem = redact(
+                    _check_database(client, bundle_name, key, secrets), secrets.values()
+                )
                 ids = [f"{kind}:{key}" for kind in secrets]
                 if problem:
-                    log.warning(f"The answer for {db.name} ({key}) was not accepted: {problem}")
+                    log.warning(f"The answer for {names[key]} ({key}) was not accepted: {problem}")
                     errors.update(dict.fromkeys(ids, problem))
                 else:
                     log.info(
-                        f"{db.name} ({key}) now exists on {target.name}; its connection test passed."
+                        f"{names[key]} ({key}) now exists on {target.name}; its connection test passed."
                     )
     except SupersetError as exc:
         log.error(f"Could not check the answers on {target.name}: {exc.message}")

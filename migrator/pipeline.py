@@ -27,7 +27,7 @@ KIND = "migration"
 
 def _environment(ctx: StepContext, role: str) -> Environment:
     ref = ctx.task.params[role]
-    env = Environment.objects.filter(pk=ref["id"]).first()
+    env = Environment.from_ref(ref)
     if env is None:
         raise TaskFailed(f"The {role} environment {ref['name']!r} no longer exists.")
     return env

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from migrator.superset.client import SupersetClient
+from migrator.superset.errors import SupersetAPIError
 
 _MAX_IDLE_PER_KEY = 4
 _lock = threading.Lock()
@@ -28,18 +29,28 @@ def _key(env) -> tuple:
 
 @contextmanager
 def borrow(env) -> Iterator[SupersetClient]:
+    """A logged-in client for ``env``, given back to the pool afterwards.
+
+    Superset answering "no" (an import refused, a connection test failed, a
+    404) leaves the session as good as it was, so the client is kept; any
+    other failure (credentials, CSRF, network, a bug) may have broken the
+    session, so the client is closed and the next borrower logs in anew.
+    """
     key = _key(env)
     with _lock:
         pool = _idle.get(key, [])
         client = pool.pop() if pool else None
     if client is None:
         client = env.client()
-    healthy = False
+    keep = False
     try:
         yield client
-        healthy = True
+        keep = True
+    except SupersetAPIError:
+        keep = True
+        raise
     finally:
-        if healthy:
+        if keep:
             with _lock:
                 pool = _idle.setdefault(key, [])
                 if len(pool) < _MAX_IDLE_PER_KEY:
@@ -47,11 +58,3 @@ def borrow(env) -> Iterator[SupersetClient]:
                     client = None
         if client is not None:
             client.close()
-
-
-def clear() -> None:
-    with _lock:
-        clients = [c for pool in _idle.values() for c in pool]
-        _idle.clear()
-    for client in clients:
-        client.close()

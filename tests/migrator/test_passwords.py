@@ -204,7 +204,7 @@ def test_secrets_travel_inside_the_database_yaml(tmp_path, settings):
         archive.writestr("export_1/dashboards/d.yaml", "dashboard_title: d\n")
     name = default_storage.save("bundles/t.zip", ContentFile(buffer.getvalue()))
 
-    data = _database_bundle(
+    data, _ = _database_bundle(
         name,
         "databases/tunnel.yaml",
         {

@@ -35,9 +35,9 @@ from django.db import connection
 from django.utils import timezone
 
 from migrator import cli, sessions
-from migrator.api import RESUME_FIELDS
 from migrator.dashboards import check_connection
 from migrator.forms import MigrationForm
+from migrator.passwords import ANSWER_GROUPS, GROUP_OF_TYPE
 from migrator.pipeline import start_migration
 from migrator.superset.errors import SupersetError
 from tasks_app import engine
@@ -79,7 +79,7 @@ def load_secrets(path: Path) -> dict[str, Any]:
         raise cli.fail(f"--secrets-file {path}: not valid JSON.", cli.BAD_ARGUMENTS) from None
     if not isinstance(data, dict):
         raise cli.fail(f"--secrets-file {path}: must hold a JSON object.", cli.BAD_ARGUMENTS)
-    allowed = {*RESUME_FIELDS, "overwrite"}
+    allowed = {*ANSWER_GROUPS, "overwrite"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise cli.fail(
@@ -87,7 +87,7 @@ def load_secrets(path: Path) -> dict[str, Any]:
             f"use {', '.join(sorted(allowed))}.",
             cli.BAD_ARGUMENTS,
         )
-    for group in RESUME_FIELDS:
+    for group in ANSWER_GROUPS:
         values = data.get(group, {})
         if not isinstance(values, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in values.items()
@@ -411,7 +411,7 @@ class Command(BaseCommand):
         """This field's answer from --secrets-file, used at most once (a wrong one is not retried)."""
         if field["type"] == "overwrite":
             return True if self.secrets.pop("overwrite", False) else None
-        group = next((g for g, kind in RESUME_FIELDS.items() if kind == field["type"]), None)
+        group = GROUP_OF_TYPE.get(field["type"])
         values = self.secrets.get(group) if group else None
         return values.pop(field["key"], None) if values else None
 

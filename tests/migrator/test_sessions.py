@@ -1,0 +1,59 @@
+"""The pool of logged-in Superset clients kept between tasks."""
+
+from __future__ import annotations
+
+import pytest
+
+from migrator import sessions
+from migrator.models import Environment
+from migrator.superset.bundle import ImportProblems
+from migrator.superset.errors import ImportRejected, SupersetUnreachable
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _empty_pool():
+    sessions._idle.clear()
+    yield
+    sessions._idle.clear()
+
+
+@pytest.fixture
+def env() -> Environment:
+    return Environment.objects.create(
+        name="prod", url="http://prod.example", username="u", password="p1"
+    )
+
+
+def _borrowed(env: Environment):
+    with sessions.borrow(env) as client:
+        return client
+
+
+def test_a_client_is_reused_by_the_next_task(env):
+    assert _borrowed(env) is _borrowed(env)
+
+
+def test_new_credentials_never_reuse_the_old_session(env):
+    first = _borrowed(env)
+    env.password = "p2"
+    env.save()
+    assert _borrowed(Environment.objects.get(pk=env.pk)) is not first
+
+
+def test_a_refusal_from_superset_keeps_the_session(env):
+    with pytest.raises(ImportRejected), sessions.borrow(env) as client:
+        raise ImportRejected("refused", status=422, problems=ImportProblems(message="x"))
+    assert _borrowed(env) is client
+
+
+def test_a_broken_connection_drops_the_session(env):
+    with pytest.raises(SupersetUnreachable), sessions.borrow(env) as client:
+        raise SupersetUnreachable("gone")
+    assert _borrowed(env) is not client
+
+
+def test_two_borrowers_at_once_get_two_clients(env):
+    with sessions.borrow(env) as one, sessions.borrow(env) as two:
+        assert one is not two
