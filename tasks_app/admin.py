@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
 from tasks_app import engine
+from tasks_app.logs import json_contains
 from tasks_app.models import IllegalTransition, LogLevel, Status, Task
 from tasks_app.tasklog import TaskLog
 
@@ -164,11 +165,7 @@ class TaskAdmin(admin.ModelAdmin):
         number = term.removeprefix("#")
         if number.isdigit():
             return queryset.filter(pk=int(number)), False
-        # Titles live in the params JSON, where SQLite keeps non-ASCII escaped.
-        escaped = json.dumps(term)[1:-1]
-        match = Q(error__icontains=term) | Q(params__dashboards__icontains=term)
-        if escaped != term:
-            match |= Q(params__dashboards__icontains=escaped)
+        match = Q(error__icontains=term) | json_contains("params__dashboards", term)
         return queryset.filter(match), False
 
     def change_view(
@@ -198,9 +195,7 @@ class TaskAdmin(admin.ModelAdmin):
             {
                 "entry": entry,
                 "colour": LEVEL_COLOURS.get(entry.level, "#6b7280"),
-                "context": json.dumps(entry.context, indent=2, ensure_ascii=False, default=str)
-                if entry.context
-                else "",
+                "context": entry.context_text,
             }
             for entry in page.object_list
         ]

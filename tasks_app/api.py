@@ -209,16 +209,7 @@ def task_logs(request: HttpRequest, task_id: int, filters: Query[logs.LogParams]
     page = logs.read_page(task_id, filters)
     return {
         "task_id": task_id,
-        "entries": [
-            {
-                "id": e.pk,
-                "timestamp": e.timestamp,
-                "level": e.level_name,
-                "message": e.message,
-                "context": e.context,
-            }
-            for e in page.entries
-        ],
+        "entries": [e.as_json() for e in page.entries],
         "next": page.next,
         "previous": page.previous,
     }

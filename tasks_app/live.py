@@ -100,8 +100,6 @@ class _Publisher:
         self._backlog: deque[tuple[Any, str, dict[str, Any]]] = deque(maxlen=PUBLISH_BACKLOG)
         self._cond = threading.Condition()
         self._busy = False
-        self.sent = 0
-        self.failed = 0
         self.dropped = 0
         self._failing = 0
         threading.Thread(target=self._run, name="live-publisher", daemon=True).start()
@@ -145,14 +143,12 @@ class _Publisher:
                 loop.run_until_complete(
                     asyncio.wait_for(layer.group_send(group, message), PUBLISH_TIMEOUT)
                 )
-                self.sent += 1
                 if self._failing:
                     logger.warning(
                         "Live updates flow again after %d failed publish(es).", self._failing
                     )
                     self._failing = 0
             except Exception as exc:  # noqa: BLE001 - whatever Redis does, the worker goes on
-                self.failed += 1
                 self._failing += 1
                 if self._failing == 1:
                     # Once per outage: a worker must not flood its log while Redis is away.
@@ -256,10 +252,11 @@ def _report_failure(future: Any) -> None:
         logger.error("Could not publish a live update: %s", future.exception())
 
 
-def render_row(task: Any, *, oob: bool) -> str:
+def render_row(task: Any) -> str:
+    """The history row, as an out-of-band swap."""
     from tasks_app.views import row_context
 
-    return render_to_string("tasks_app/_task_row.html", row_context(task, oob=oob))
+    return render_to_string("tasks_app/_task_row.html", row_context(task, oob=True))
 
 
 def render_status(task: Any) -> str:
@@ -271,9 +268,9 @@ def render_notification(task: Any) -> str:
     from tasks_app.models import Status, Task
     from tasks_app.views import row_context
 
-    count = Task.objects.filter(status=Status.AWAITING_INPUT).count()
     html = render_to_string(
-        "tasks_app/_awaiting_badge.html", {"awaiting_count": count, "oob": True}
+        "tasks_app/_awaiting_badge.html",
+        {"awaiting_count": Task.objects.awaiting_input_count(), "oob": True},
     )
     if task.status == Status.AWAITING_INPUT:
         html += render_to_string("tasks_app/_toast.html", row_context(task))
@@ -292,13 +289,13 @@ def _publish_task(task_id: int, created: bool) -> None:
     if task is None:
         return
     try:
-        row = render_row(task, oob=True)
+        row = render_row(task)
         status_html = render_status(task)
+        notify = render_notification(task)
     except Exception:
         logger.exception("Could not render task %s for a live update", task_id)
         return
     summary = {"id": task.pk, "status": task.status, "kind": task.kind}
-    notify = render_notification(task)
     send(
         HISTORY_GROUP,
         {"type": "task.changed", "task": summary, "created": created, "row": row, "notify": notify},
@@ -306,8 +303,9 @@ def _publish_task(task_id: int, created: bool) -> None:
     send(task_group(task.pk), {"type": "task.status", "task": summary, "html": status_html})
 
 
-def render_log_entry(entry: Any, *, oob: bool) -> str:
-    return render_to_string("tasks_app/_log_entry.html", {"entry": entry, "oob": oob})
+def render_log_entry(entry: Any) -> str:
+    """A log entry, as an out-of-band append to the viewer's list."""
+    return render_to_string("tasks_app/_log_entry.html", {"entry": entry, "oob": True})
 
 
 def log_written(entry: Any) -> None:
@@ -318,7 +316,7 @@ def log_written(entry: Any) -> None:
 def _publish_log_entry(entry: Any) -> None:
     # Rendered once here, however many viewers listen: the consumers relay it.
     try:
-        html = render_log_entry(entry, oob=True)
+        html = render_log_entry(entry)
     except Exception:
         logger.exception("Could not render log entry %s for a live update", entry.pk)
         return

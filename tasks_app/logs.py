@@ -113,9 +113,22 @@ def entries_of(task_id: int, params: LogParams) -> QuerySet[TaskLogEntry]:
         entries = entries.filter(level__gte=params.min_level)
     if params.search:
         entries = entries.filter(
-            Q(message__icontains=params.search) | Q(context__icontains=params.search)
+            Q(message__icontains=params.search) | json_contains("context", params.search)
         )
     return entries
+
+
+def json_contains(field: str, text: str) -> Q:
+    """``field`` (a JSONField) holds ``text``, case-insensitively.
+
+    SQLite keeps non-ASCII escaped in stored JSON (``\\u00e9``), so the escaped
+    form is searched too; on PostgreSQL it simply matches nothing more.
+    """
+    match = Q(**{f"{field}__icontains": text})
+    escaped = json.dumps(text)[1:-1]
+    if escaped != text:
+        match |= Q(**{f"{field}__icontains": escaped})
+    return match
 
 
 @dataclass(frozen=True)

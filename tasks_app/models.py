@@ -52,6 +52,10 @@ class TaskQuerySet(models.QuerySet["Task"]):
         # auditable console"); who may act on a task is checked per action.
         return self
 
+    def awaiting_input_count(self) -> int:
+        """Shown in the header of every page (and pushed when it changes)."""
+        return self.filter(status=Status.AWAITING_INPUT).count()
+
     def with_status(self, statuses: list[str] | None) -> TaskQuerySet:
         return self.filter(status__in=statuses) if statuses else self
 

@@ -47,11 +47,7 @@ def _limit(request: HttpRequest) -> int:
 
 def history_page(statuses: list[str], before: int | None, limit: int) -> dict[str, Any]:
     """One page of the history, newest first, keyed by id (stable as tasks arrive)."""
-    tasks = (
-        Task.objects.with_status(statuses)
-        .select_related("owner")
-        .prefetch_related("input_requests")
-    )
+    tasks = Task.objects.with_status(statuses).select_related("owner")
     if before is not None:
         tasks = tasks.filter(pk__lt=before)
     rows = list(tasks[: limit + 1])
@@ -143,7 +139,6 @@ def log_context(
         "filter_query": _log_query(params),
         "earlier_query": _log_query(params, before=page.previous),
         "newer_query": _log_query(params, after=page.next),
-        "show_earlier": True,
     }
 
 

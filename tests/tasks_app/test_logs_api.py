@@ -232,3 +232,9 @@ def test_a_nul_in_the_search_is_a_400_not_a_database_error(owner_client, task):
     response = owner_client.get(f"/api/tasks/{task.pk}/logs?search=a%00b")
     assert response.status_code == 400
     assert "search" in response.json()["errors"]
+
+
+def test_search_finds_non_ascii_text_in_the_context(owner_client, task):
+    task.log_entries.create(message="Imported", context={"city": "Café Zürich"})
+    body = _get(owner_client, task, "search=caf%C3%A9")
+    assert [e["context"] for e in body["entries"]] == [{"city": "Café Zürich"}]

@@ -133,9 +133,9 @@ def test_settings_give_the_defaults_and_options_override_them(settings):
     eleven, nine = _task(Status.SUCCESS, 11), _task(Status.SUCCESS, 9)
     _purge()
     assert list(Task.objects.values_list("id", flat=True)) == [nine.pk]
-    _purge("--days", "5")
+    assert not Task.objects.filter(pk=eleven.pk).exists()
+    _purge("--days", "5")  # the option overrides the setting: nine days is now too old
     assert not Task.objects.exists()
-    assert eleven.pk != nine.pk
 
 
 def test_zero_turns_both_rules_off():
