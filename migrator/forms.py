@@ -56,6 +56,9 @@ class EnvironmentChoiceField(forms.Field):
 
 
 class DashboardIdsField(forms.Field):
+    # Reads every value of a form's repeated "dashboards" checkbox (a plain
+    # dict from the API or the CLI gives the list as it is).
+    widget = forms.MultipleHiddenInput
     default_error_messages = {
         "required": "Pick at least one dashboard.",
         "invalid": "Dashboard ids must be positive whole numbers.",

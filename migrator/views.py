@@ -16,12 +16,16 @@ from migrator.superset.errors import SupersetError
 from tasks_app.views import history_context
 
 
-def _migration_context(request: HttpRequest, form: MigrationForm | None = None) -> dict:
+def _start_form_context(form: MigrationForm | None = None, **extra) -> dict:
     return {
         "form": form or MigrationForm(initial={"overwrite": False}),
         "environments": list(Environment.objects.all()),
-        **history_context(request),
+        **extra,
     }
+
+
+def _migration_context(request: HttpRequest, form: MigrationForm | None = None) -> dict:
+    return _start_form_context(form, **history_context(request))
 
 
 @require_GET
@@ -31,21 +35,11 @@ def migration_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def start(request: HttpRequest) -> HttpResponse:
-    form = MigrationForm(
-        {
-            "source": request.POST.get("source"),
-            "target": request.POST.get("target"),
-            "dashboards": request.POST.getlist("dashboards"),
-            "overwrite": request.POST.get("overwrite"),
-        }
-    )
+    form = MigrationForm(request.POST)
     if not form.is_valid():
         if request.htmx:
             return render(
-                request,
-                "migrator/_start_form.html",
-                {"form": form, "environments": list(Environment.objects.all())},
-                status=400,
+                request, "migrator/_start_form.html", _start_form_context(form), status=400
             )
         return render(
             request, "migrator/migration.html", _migration_context(request, form), status=400
@@ -64,9 +58,7 @@ def start(request: HttpRequest) -> HttpResponse:
     )
     if request.htmx:
         response = render(
-            request,
-            "migrator/_start_form.html",
-            {"form": form, "environments": list(Environment.objects.all()), "started": task},
+            request, "migrator/_start_form.html", _start_form_context(form, started=task)
         )
         return trigger_client_event(response, "task-started", {"id": task.pk})
     messages.success(request, f"Migration task #{task.pk} started.")

@@ -69,10 +69,16 @@ INFO = BundleInfo(
 CASES = {
     "recorded 6.1, one database": (
         lambda: _recorded("import_422_missing_password"),
-        None,
+        [("databases/analytics.yaml", "password")],
     ),
-    "recorded 6.1, two databases": (lambda: _recorded("import_422_missing_two_passwords"), None),
-    "recorded 6.1, already exists": (lambda: _recorded("import_422_already_exists"), None),
+    "recorded 6.1, two databases": (
+        lambda: _recorded("import_422_missing_two_passwords"),
+        [("databases/analytics.yaml", "password"), ("databases/warehouse.yaml", "password")],
+    ),
+    "recorded 6.1, already exists": (
+        lambda: _recorded("import_422_already_exists"),
+        [("dashboards/Sales_1.yaml", "overwrite")],
+    ),
     "4.1, one database (no detail in message)": (
         lambda: _body({"databases/analytics.yaml": PW}),
         [("databases/analytics.yaml", "password")],
@@ -128,9 +134,7 @@ def test_each_input_needed_422_becomes_a_prompt(case):
     assert can_ask(problems)
     fields = input_fields(problems, INFO)
     got = sorted((f["key"], f["type"]) for f in fields)
-    if expected is not None:
-        assert got == sorted(expected)
-    assert got  # never an empty prompt
+    assert got == sorted(expected)
     for field in fields:
         if field["type"] == "overwrite":
             assert field["input"] == "confirm"

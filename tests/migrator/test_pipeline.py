@@ -187,3 +187,42 @@ def test_unknown_fields_that_keep_coming_fail_the_task(ctx):
     ctx.use(FakeTarget([_rejected(UNKNOWN_41)] * 3))
     with pytest.raises(TaskFailed, match="Unknown field"):
         pipeline.import_step(ctx)
+
+
+class FakeSource:
+    """Knows dashboard 2 ("Ops"); exports the test bundle."""
+
+    def get_dashboards(self, ids):
+        return [{"id": 2, "uuid": "d-1", "title": "Ops", "slug": "ops"}] if 2 in ids else []
+
+    def export_dashboards(self, ids, dest):
+        data = _bundle()
+        dest.write(data)
+        return len(data)
+
+
+def test_the_export_keeps_the_bundle_and_fills_in_titles(ctx):
+    ctx.use(FakeSource())
+    ctx.task.params["dashboards"] = [{"id": 2, "title": ""}]  # as the API starts it
+    ctx.checkpoint.clear()
+    pipeline.export_step(ctx)
+    with default_storage.open(ctx.checkpoint["bundle"]) as saved:
+        assert saved.read() == _bundle()
+    assert ctx.checkpoint["bundle_counts"] == {
+        "dashboards": 1,
+        "charts": 1,
+        "datasets": 1,
+        "databases": 1,
+    }
+    ctx.task.refresh_from_db()
+    assert ctx.task.params["dashboards"] == [{"id": 2, "title": "Ops"}]
+    assert "1 dashboards, 1 charts, 1 datasets, 1 databases" in ctx.task.log_entries.last().message
+
+
+def test_an_unknown_dashboard_fails_the_export_naming_it(ctx):
+    from tasks_app.engine import TaskFailed
+
+    ctx.use(FakeSource())
+    ctx.task.params["dashboards"] = [{"id": 2, "title": ""}, {"id": 99, "title": ""}]
+    with pytest.raises(TaskFailed, match="no dashboard with id 99"):
+        pipeline.export_step(ctx)

@@ -66,7 +66,6 @@ def test_it_keeps_at_most_2kb_of_the_body() -> None:
     error = SupersetError("boom", body="x" * 5000, status=500, url="http://s/api")
     assert len(error.body) == 2048
     assert str(error) == "boom"
-    assert "xxxx" not in repr(error)
 
 
 def test_it_builds_the_subclasses_with_their_attributes() -> None:
