@@ -52,6 +52,12 @@ def test_a_repeatable_step_is_requeued_and_run_by_the_other_worker(cluster):
     # Not before the timeout (a heartbeat lost, not a guess) and not much after.
     assert TIMEOUT - INTERVAL - 0.5 <= detected <= TIMEOUT + 2 * INTERVAL + 1.5
     assert again.attempts == 2
+    # RUNNING is recorded a moment before the step's first log entry.
+    wait_until(
+        lambda: task.log_entries.filter(message="Probe ran").count() == 2,
+        5,
+        "the second run's entry",
+    )
     entries = list(task.log_entries.values_list("message", "context"))
     assert [c["worker"] for m, c in entries if m == "Probe ran"] == [victim.name, survivor.name]
     lost = [m for m, c in entries if m.startswith("Worker lost")]
