@@ -42,6 +42,10 @@ class TaskOut(Schema):
     id: int
     kind: str
     status: Status
+    version: int = Field(
+        description="Grows with every change of the task: of two answers or live messages "
+        "about one task, the one with the higher version is the newer."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -124,6 +128,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "id": task.pk,
         "kind": task.kind,
         "status": task.status,
+        "version": task.version,
         "created_at": task.created_at,
         "started_at": task.started_at,
         "finished_at": task.finished_at,

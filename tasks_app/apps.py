@@ -6,5 +6,8 @@ class TasksAppConfig(AppConfig):
     verbose_name = "Tasks"
 
     def ready(self) -> None:
-        # Registers the built-in "probe" task kind.
-        from tasks_app import probe  # noqa: F401
+        # probe: registers the built-in "probe" task kind.
+        from tasks_app import live, probe, signals  # noqa: F401
+
+        # Signals at the seam: the models announce changes, the live layer publishes them.
+        signals.task_changed.connect(live.on_task_changed, dispatch_uid="tasks_app.live")

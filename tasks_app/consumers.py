@@ -95,7 +95,11 @@ class TaskHistoryConsumer(_Base):
             # Replaces the row; a row the page lacks is inserted by static/js/app.js.
             await self.send(text_data=event["row"])
         else:
-            await self.send(text_data=f'<tr id="task-{task["id"]}" hx-swap-oob="delete"></tr>')
+            # Versioned too: an older row arriving later must not bring it back.
+            await self.send(
+                text_data=f'<tr id="task-{task["id"]}" data-version="{task["version"]}" '
+                'hx-swap-oob="delete"></tr>'
+            )
 
 
 class TaskStatusConsumer(_Base):

@@ -22,6 +22,7 @@ from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from tasks_app.models import IllegalTransition, InputRequest, Status, Task
+from tasks_app.signals import task_changed
 from tasks_app.tasklog import TaskLog
 
 logger = logging.getLogger("tasks_app.engine")
@@ -126,9 +127,7 @@ def submit(kind: str, *, owner: Any, params: dict[str, Any]) -> Task:
     with transaction.atomic():
         task = Task.objects.create(kind=kind, owner=owner, params=params)
         enqueue(task)
-    from tasks_app import live
-
-    live.task_changed(task, created=True)  # sent once the transaction commits
+        task_changed.send(sender=Task, task=task, created=True)  # published at commit
     return task
 
 

@@ -1,8 +1,12 @@
 """The one way live updates leave the server.
 
-Background code (worker threads or processes) and views call
-``task_changed``; it renders the same fragment templates the pages include
-and sends them to the channel-layer groups the consumers listen on.
+A task's changes arrive through ``signals.task_changed`` (sent by the
+models and the engine, connected in ``AppConfig.ready``); other code that
+changes a task calls ``task_changed``. Either way the same fragment templates
+the pages include are rendered and sent to the channel-layer groups the
+consumers listen on, stamped with the task's version: several processes
+publish about one task (the web process that queued it, the worker that runs
+it) in no particular order, and the browser keeps the newest.
 
 Scaled out, the layer is Redis, and Redis can be down: publishing then never
 blocks nor crashes the task or request that publishes (a background thread
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import copy
 import logging
 import threading
 import time
@@ -277,25 +282,42 @@ def render_notification(task: Any) -> str:
     return html
 
 
+def on_task_changed(sender: Any, task: Any, created: bool = False, **kwargs: Any) -> None:
+    """Receiver of ``signals.task_changed``: publish ``task`` as the change left it,
+    once the transaction commits.
+
+    The state published is the one of that change, under its version, not the
+    row as it is at commit: every status a task goes through reaches the
+    browsers, which keep the newest version whatever the order of arrival.
+    """
+    snapshot = copy.deepcopy(task)  # the caller may change its object before the commit
+    transaction.on_commit(lambda: _publish_task(snapshot, created))
+
+
 def task_changed(task: Any, *, created: bool = False) -> None:
-    """Publish a task's new state once the surrounding transaction commits."""
-    transaction.on_commit(lambda: _publish_task(task.pk, created))
-
-
-def _publish_task(task_id: int, created: bool) -> None:
+    """Publish a task that changed outside a status transition (e.g. a kind
+    filled in its params): its row as it is now, once the transaction commits."""
     from tasks_app.models import Task
 
-    task = Task.objects.select_related("owner").filter(pk=task_id).first()
-    if task is None:
-        return
+    current = Task.objects.select_related("owner").filter(pk=task.pk).first()
+    if current is not None:
+        on_task_changed(Task, current, created)
+
+
+def task_summary(task: Any) -> dict[str, Any]:
+    """What JSON listeners get; ``version`` orders the messages of one task."""
+    return {"id": task.pk, "status": task.status, "kind": task.kind, "version": task.version}
+
+
+def _publish_task(task: Any, created: bool) -> None:
     try:
         row = render_row(task)
         status_html = render_status(task)
         notify = render_notification(task)
     except Exception:
-        logger.exception("Could not render task %s for a live update", task_id)
+        logger.exception("Could not render task %s for a live update", task.pk)
         return
-    summary = {"id": task.pk, "status": task.status, "kind": task.kind}
+    summary = task_summary(task)
     send(
         HISTORY_GROUP,
         {"type": "task.changed", "task": summary, "created": created, "row": row, "notify": notify},

@@ -12,10 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.functional import cached_property
+
+from tasks_app.signals import task_changed
 
 
 class IllegalTransition(Exception):
@@ -47,6 +49,12 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
+    def update(self, **kwargs: Any) -> int:
+        """Every UPDATE of task rows makes a new version of them (``Task.version``),
+        whichever code runs it; ``version=F("version")`` keeps it."""
+        kwargs.setdefault("version", F("version") + 1)
+        return super().update(**kwargs)
+
     def visible_to(self, user: Any) -> TaskQuerySet:
         # Everyone signed in sees the shared history (PRODUCT.md: "a shared,
         # auditable console"); who may act on a task is checked per action.
@@ -95,6 +103,10 @@ class Task(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Grows by one with every change of the row, in the same UPDATE, whichever
+    # process makes it (TaskQuerySet.update). Live updates carry it: processes
+    # publish in no particular order, and a browser keeps the newest it got.
+    version = models.PositiveBigIntegerField(default=1)
 
     objects = TaskQuerySet.as_manager()
 
@@ -157,20 +169,18 @@ class Task(models.Model):
             # runs). A worker that lost its task, or a reaper holding a stale
             # row, must not end a newer run that another worker has started.
             query = query.exclude(Q(status=Status.RUNNING) & ~Q(attempts=self.attempts))
-        updated = query.update(**fields)
-        if not updated:
-            current = Task.objects.filter(pk=self.pk).values_list("status", flat=True).first()
-            raise IllegalTransition(
-                f"Task #{self.pk} cannot go from {current or 'deleted'} to {to}."
-            )
-        for name, value in fields.items():
-            if not hasattr(value, "resolve_expression"):
-                setattr(self, name, value)
-        if "attempts" in fields:
-            self.refresh_from_db(fields=["attempts"])
-        from tasks_app import live
-
-        live.task_changed(self)
+        with transaction.atomic():
+            if not query.update(**fields):  # the version grows in the same UPDATE
+                current = Task.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+                raise IllegalTransition(
+                    f"Task #{self.pk} cannot go from {current or 'deleted'} to {to}."
+                )
+            # Our UPDATE holds the row's lock until the transaction ends: this is
+            # exactly the state the change made, under the version it got.
+            changed = Task.objects.select_related("owner").get(pk=self.pk)
+            task_changed.send(sender=Task, task=changed, created=False)
+        for f in Task._meta.concrete_fields:
+            setattr(self, f.attname, getattr(changed, f.attname))
 
     def start(self, worker_id: str) -> None:
         now = timezone.now()
@@ -228,7 +238,9 @@ class Task(models.Model):
         left RUNNING, or was reaped and started again elsewhere)."""
         return bool(
             Task.objects.filter(pk=self.pk, status=Status.RUNNING, attempts=self.attempts).update(
-                heartbeat_at=timezone.now()
+                # Not a change anyone sees: the version stays.
+                heartbeat_at=timezone.now(),
+                version=F("version"),
             )
         )
 

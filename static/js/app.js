@@ -2,12 +2,60 @@
 (function () {
   "use strict";
 
+  // Live state is versioned. Several processes push about one task (the web
+  // process that queued it, the worker that runs it) and nothing orders their
+  // messages; each fragment with an id and a data-version (a row, a status
+  // badge, a row's removal) carries its task's version. The page keeps, per
+  // id, the newest version it has seen (even of an element it removed since)
+  // and drops an older fragment, however it comes: a push, the polling
+  // fallback, "Load more", the answer to an action.
+  var newest = {};
+  function versionOf(el) {
+    var v = el && el.getAttribute && el.getAttribute("data-version");
+    return v ? parseInt(v, 10) : null;
+  }
+  // False for a fragment older than what the page has seen of its id; else
+  // remembers its version.
+  function isCurrent(el) {
+    var v = versionOf(el);
+    if (v === null || !el.id) return true;
+    var shown = versionOf(document.getElementById(el.id)) || 0;
+    if (v < Math.max(newest[el.id] || 0, shown)) return false;
+    newest[el.id] = v;
+    return true;
+  }
+  // Pushed fragments (out-of-band swaps): the element itself, or for a
+  // "delete" the element naming what to remove.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var fragment = event.detail.fragment;
+    var incoming = fragment && fragment.nodeType === 11 ? fragment.firstElementChild : fragment;
+    if (!isCurrent(incoming)) event.detail.shouldSwap = false;
+  });
+  // Answers to requests (polling, "Load more", an action's row): an element
+  // older than the page's copy is replaced by that copy, or left out.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var html = event.detail.serverResponse;
+    if (typeof html !== "string" || html.indexOf("data-version") < 0) return;
+    var holder = document.createElement("template");
+    holder.innerHTML = html;
+    var changed = false;
+    holder.content.querySelectorAll("[id][data-version]").forEach(function (el) {
+      if (!holder.content.contains(el) || isCurrent(el)) return;
+      var shown = document.getElementById(el.id);
+      if (shown) el.replaceWith(shown.cloneNode(true));
+      else el.remove();
+      changed = true;
+    });
+    if (changed) event.detail.serverResponse = holder.innerHTML;
+  });
+
   // A live row for a task the table does not show yet (new task, or one that
   // entered the status filter): insert it in id order instead of dropping it.
   document.addEventListener("htmx:oobErrorNoTarget", function (event) {
     var row = event.detail.content;
     var rows = document.getElementById("task-rows");
-    if (!rows || !row || !row.id || row.id.indexOf("task-") !== 0 || row.tagName !== "TR") return;
+    // isCurrent first: a removal of a row the page does not show is remembered too.
+    if (!row || !isCurrent(row) || !rows || !row.dataset.taskId || row.tagName !== "TR") return;
     var id = parseInt(row.dataset.taskId, 10);
     var before = null;
     rows.querySelectorAll("tr.task-row").forEach(function (other) {

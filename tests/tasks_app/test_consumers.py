@@ -63,10 +63,11 @@ async def test_history_sockets_receive_row_updates():
             "dashboards": [{"id": 1, "title": "Sales"}],
         },
     )
-    await sync_to_async(live._publish_task)(task.pk, True)
+    await sync_to_async(live.task_changed)(task, created=True)
     html = await communicator.receive_from(timeout=2)
     assert f'id="task-{task.pk}"' in html
     assert 'hx-swap-oob="true"' in html
+    assert 'data-version="1"' in html
     assert "dev → prod" in html and "Sales" in html
     await communicator.disconnect()
 
@@ -76,13 +77,14 @@ async def test_a_filtered_history_socket_removes_rows_that_leave_the_filter():
     communicator = await _connect("/ws/tasks/?status=PENDING", cookie)
     assert (await communicator.connect())[0]
     task = await Task.objects.acreate(kind="migration", status="PENDING")
-    await sync_to_async(live._publish_task)(task.pk, True)
+    await sync_to_async(live.task_changed)(task, created=True)
     assert 'data-status="PENDING"' in await communicator.receive_from(timeout=2)
     # The status change itself publishes (no manual publish here).
     await sync_to_async(task.start)("w1")
+    # Versioned like the rows: a late PENDING row must not bring it back.
     assert (
         await communicator.receive_from(timeout=2)
-        == f'<tr id="task-{task.pk}" hx-swap-oob="delete"></tr>'
+        == f'<tr id="task-{task.pk}" data-version="2" hx-swap-oob="delete"></tr>'
     )
     assert await communicator.receive_nothing(timeout=0.3)  # and only once
     await communicator.disconnect()
@@ -98,14 +100,53 @@ async def test_status_sockets_send_the_badge_or_json():
     await sync_to_async(task.start)("w1")  # publishes by itself
     html = await html_socket.receive_from(timeout=2)
     assert f'id="task-{task.pk}-status"' in html and "Running" in html
+    assert 'data-version="2"' in html
     assert json.loads(await json_socket.receive_from(timeout=2)) == {
         "event": "task.status",
         "id": task.pk,
         "status": "RUNNING",
         "kind": "migration",
+        "version": 2,
     }
     await html_socket.disconnect()
     await json_socket.disconnect()
+
+
+async def test_a_late_older_state_reaches_listeners_with_its_older_version():
+    """Two processes publish about one task in no particular order (the web
+    process that queued it, the worker that started it): the state each sends
+    carries the version of its change, so the receiver keeps the newest."""
+    cookie = await sync_to_async(_cookie_for)("alice")
+    task = await Task.objects.acreate(kind="migration", params={"dashboards": []})
+    queued = await Task.objects.select_related("owner").aget(pk=task.pk)  # PENDING, version 1
+    paths = [
+        "/ws/tasks/",
+        "/ws/tasks/?format=json",
+        f"/ws/tasks/{task.pk}/status",
+        f"/ws/tasks/{task.pk}/status?format=json",
+    ]
+    rows, rows_json, badge, badge_json = [await _connect(p, cookie) for p in paths]
+    for communicator in (rows, rows_json, badge, badge_json):
+        assert (await communicator.connect())[0]
+
+    await sync_to_async(task.start)("w1")  # the worker's RUNNING comes first...
+    await sync_to_async(live.on_task_changed)(Task, queued, created=True)  # ...PENDING late
+
+    newer, older = await rows.receive_from(timeout=2), await rows.receive_from(timeout=2)
+    assert 'data-status="RUNNING" data-version="2"' in newer
+    assert 'data-status="PENDING" data-version="1"' in older
+    newer, older = await badge.receive_from(timeout=2), await badge.receive_from(timeout=2)
+    assert f'id="task-{task.pk}-status"' in newer and 'data-version="2"' in newer
+    assert f'id="task-{task.pk}-status"' in older and 'data-version="1"' in older
+    for communicator in (rows_json, badge_json):
+        first = json.loads(await communicator.receive_from(timeout=2))
+        second = json.loads(await communicator.receive_from(timeout=2))
+        assert (first["status"], first["version"]) == ("RUNNING", 2)
+        assert (second["status"], second["version"]) == ("PENDING", 1)
+        # What a JSON client does: the newest version is the task's state.
+        assert max((first, second), key=lambda m: m["version"])["status"] == "RUNNING"
+    for communicator in (rows, rows_json, badge, badge_json):
+        await communicator.disconnect()
 
 
 async def test_unknown_task_sockets_are_closed():

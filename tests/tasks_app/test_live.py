@@ -145,3 +145,29 @@ async def test_losing_the_layer_closes_the_sockets_so_browsers_reconnect():
     await live._close_consumers("Lost the channel layer (Redis)")
     assert closed == [live.CLOSE_RECONNECT] * 2 == [4503, 4503]
     assert not live._consumers
+
+
+@pytest.mark.django_db
+def test_each_change_is_published_as_it_left_the_task(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """Not the row as it is at commit: two changes in one transaction are two
+    messages, each with its own status and version, in the order made."""
+    from tasks_app import engine
+
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(live, "send", lambda group, message: sent.append((group, message)))
+    with django_capture_on_commit_callbacks(execute=True):
+        task = engine.submit("probe", owner=None, params={})
+        task.start("w1")
+        task.succeed()
+    summaries = [m["task"] for group, m in sent if group == live.HISTORY_GROUP]
+    assert [(s["status"], s["version"]) for s in summaries] == [
+        ("PENDING", 1),
+        ("RUNNING", 2),
+        ("SUCCESS", 3),
+    ]
+    rows = [m["row"] for group, m in sent if group == live.HISTORY_GROUP]
+    assert 'data-status="RUNNING" data-version="2"' in rows[1]
+    badges = [m["html"] for group, m in sent if group == live.task_group(task.pk)]
+    assert [b.count('data-version="3"') for b in badges] == [0, 0, 1]

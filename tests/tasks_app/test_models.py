@@ -86,3 +86,39 @@ def test_beat_reports_a_task_that_left_running():
     assert task.beat() is True
     task.succeed()
     assert task.beat() is False
+
+
+def test_every_change_makes_a_new_version_and_the_object_knows_it():
+    task = Task.objects.create(kind="demo")
+    assert task.version == 1
+    versions = [task.version]
+    task.start("w1")
+    versions.append(task.version)
+    task.save_checkpoint("export", {"bundle": "b.zip"})
+    # Whoever changes the row, through the queryset, makes a version too (a
+    # kind filling in its params, a cancel requested while running).
+    Task.objects.filter(pk=task.pk).update(params={"title": "Sales"})
+    task.cancel()
+    task.await_input()
+    versions.append(task.version)
+    task.resume()
+    versions.append(task.version)
+    assert versions == [1, 2, 6, 7]
+    task.refresh_from_db()
+    assert task.version == 7
+
+
+def test_a_heartbeat_is_not_a_new_version():
+    task = Task.objects.create(kind="demo")
+    task.start("w1")
+    assert task.beat() is True
+    assert Task.objects.get(pk=task.pk).version == task.version == 2
+
+
+def test_a_refused_move_makes_no_version():
+    task = Task.objects.create(kind="demo")
+    stale_copy = Task.objects.get(pk=task.pk)
+    task.start("w1")
+    with pytest.raises(IllegalTransition):
+        stale_copy.start("w2")
+    assert Task.objects.get(pk=task.pk).version == 2
