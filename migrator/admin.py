@@ -15,13 +15,31 @@ from tasks_app.models import Task
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
-    # EnvironmentForm: the password is write-only (never rendered back; blank keeps it).
+    # EnvironmentForm: the password is write-only (never rendered back; blank keeps it
+    # only while the URL, username and provider stay the same).
     form = EnvironmentForm
     list_display = ["name", "url", "username", "provider", "verify_tls", "updated_at"]
     list_filter = ["provider", "verify_tls"]
     search_fields = ["name", "url", "username"]
     readonly_fields = ["created_at", "updated_at"]
     actions = ["test_connections"]
+
+    # One permission covers seeing, adding, changing and deleting them here
+    # (Environment.can_be_managed_by: staff, or a user or group given it).
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return Environment.can_be_managed_by(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return Environment.can_be_managed_by(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return Environment.can_be_managed_by(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return Environment.can_be_managed_by(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return Environment.can_be_managed_by(request.user)
 
     @admin.action(description="Test the connection of selected environments")
     def test_connections(self, request: HttpRequest, queryset: QuerySet[Environment]) -> None:

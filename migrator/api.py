@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Router, Schema
@@ -103,6 +104,11 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return _error(request, 404, "Not found.")
 
 
+@api.exception_handler(PermissionDenied)
+def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    return _error(request, 403, str(exc) or "Not allowed.")
+
+
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return _error(request, exc.status_code, str(exc))
@@ -134,6 +140,19 @@ class EnvironmentIn(Schema):
     verify_tls: bool = True
 
 
+class EnvironmentChangeIn(Schema):
+    """Only the fields given change. Changing url, username or provider needs the password."""
+
+    name: str | None = Field(None, max_length=100)
+    url: str | None = Field(None, max_length=500)
+    username: str | None = Field(None, max_length=150)
+    password: str | None = Field(
+        None, max_length=1024, description="Write-only; omit to keep the stored one."
+    )
+    provider: str | None = Field(None, description="db or ldap")
+    verify_tls: bool | None = None
+
+
 class DashboardOut(Schema):
     id: int
     uuid: str | None
@@ -152,16 +171,49 @@ def list_environments(request: HttpRequest) -> Any:
     return list(Environment.objects.all())
 
 
+MANAGERS_ONLY = "Needs the permission to manage environments (staff have it)."
+
+
 @envs.post(
     "/environments",
-    response={201: EnvironmentOut, 400: ErrorOut},
+    response={201: EnvironmentOut, 400: ErrorOut, 403: ErrorOut},
     summary="Register an environment",
+    description=MANAGERS_ONLY,
 )
 def create_environment(request: HttpRequest, payload: EnvironmentIn) -> Any:
+    Environment.check_manager(request.user)
     form = EnvironmentForm(payload.dict())
     if not form.is_valid():
         return Reply(400, {"detail": "Invalid environment.", "errors": _form_errors(form)})
     return Reply(201, form.save())
+
+
+@envs.patch(
+    "/environments/{env_id}",
+    response={200: EnvironmentOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    summary="Change an environment",
+    description=f"{MANAGERS_ONLY} Fields left out keep their value; changing `url`, "
+    "`username` or `provider` needs `password` again.",
+)
+def change_environment(request: HttpRequest, env_id: int, payload: EnvironmentChangeIn) -> Any:
+    Environment.check_manager(request.user)
+    env = get_object_or_404(Environment, pk=env_id)
+    form = EnvironmentForm.changing(env, payload.dict())
+    if not form.is_valid():
+        return Reply(400, {"detail": "Invalid environment.", "errors": _form_errors(form)})
+    return form.save()
+
+
+@envs.delete(
+    "/environments/{env_id}",
+    response={204: None, 403: ErrorOut, 404: ErrorOut},
+    summary="Delete an environment (its tasks stay in the history)",
+    description=MANAGERS_ONLY,
+)
+def delete_environment(request: HttpRequest, env_id: int) -> Any:
+    Environment.check_manager(request.user)
+    get_object_or_404(Environment, pk=env_id).delete()
+    return Reply(204, None)
 
 
 @envs.post(

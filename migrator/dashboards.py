@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrator import sessions
-from migrator.models import Environment
+from migrator.models import Environment, PasswordNotBound
 from migrator.superset.errors import (
     AuthenticationFailed,
     NotASuperset,
@@ -34,7 +34,10 @@ def pick(source: Environment, search: str, selected: list[int]) -> dict[str, Any
 
 def check_connection(env: Environment) -> dict[str, Any]:
     """Log in for real and say plainly what is wrong, if anything."""
-    client = env.client()
+    try:
+        client = env.client()
+    except PasswordNotBound as exc:
+        return {"ok": False, "reason": "password_needed", "message": exc.message}
     try:
         client.test_connection()
     except AuthenticationFailed as exc:

@@ -9,26 +9,69 @@ from migrator.models import Environment
 
 
 class EnvironmentForm(forms.ModelForm):
+    """Adds or changes an environment; the page, the API, the admin and the CLI use it.
+
+    The password is write-only. Left blank on a change it keeps the stored one,
+    but only while the URL, username and provider stay as they were: a stored
+    password is never sent to another address (``Environment.client``).
+    """
+
     password = forms.CharField(
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         max_length=1024,
         required=False,
         strip=False,
-        help_text="Stored encrypted and never shown again. Leave blank to keep the current one.",
+        help_text="Stored encrypted and never shown again.",
     )
 
     class Meta:
         model = Environment
-        fields = ["name", "url", "username", "password", "provider", "verify_tls"]
+        # The password is set through Environment.set_password (save below); excluded
+        # by name too, for the admin, whose form lists every field it shows.
+        fields = ["name", "url", "username", "provider", "verify_tls"]
+        exclude = ["password"]
         widgets = {"url": forms.URLInput(attrs={"placeholder": "https://superset.example.com"})}
 
-    def clean_password(self) -> str:
-        password = self.cleaned_data.get("password", "")
-        if not password:
-            if self.instance.pk:
-                return self.instance.password
-            raise forms.ValidationError("Enter the Superset user's password.")
-        return password
+    field_order = ["name", "url", "username", "password", "provider", "verify_tls"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["password"].help_text = (
+                "Stored encrypted and never shown again. Leave blank to keep the current one; "
+                "changing the URL, username or provider needs it again."
+            )
+
+    @classmethod
+    def changing(cls, instance: Environment, changes: dict[str, Any]) -> EnvironmentForm:
+        """A form that changes only the fields in ``changes`` (``None``: keep it)."""
+        data: dict[str, Any] = {name: getattr(instance, name) for name in cls._meta.fields}
+        data["password"] = ""
+        data.update({key: value for key, value in changes.items() if value is not None})
+        return cls(data, instance=instance)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("password"):
+            return data
+        if self.instance.pk is None:
+            self.add_error("password", "Enter the Superset user's password.")
+        elif all(key in data for key in ("url", "username", "provider")) and not (
+            self.instance.password_applies_to(data["url"], data["username"], data["provider"])
+        ):
+            self.add_error("password", PASSWORD_AGAIN)
+        return data
+
+    def save(self, commit: bool = True) -> Environment:
+        if self.cleaned_data.get("password"):
+            self.instance.set_password(self.cleaned_data["password"])
+        return super().save(commit)
+
+
+PASSWORD_AGAIN = (
+    "Enter the password again: the stored one was saved for another URL, username or "
+    "provider, and is never sent anywhere else."
+)
 
 
 def resolve_environment(value: Any) -> Environment | None:

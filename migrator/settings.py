@@ -220,6 +220,12 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "migration"
 LOGOUT_REDIRECT_URL = "login"
 
+# Staff manage environments; others when given migrator.manage_environments.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "migrator.auth.StaffManageEnvironments",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -89,6 +89,7 @@ def environment_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def environment_edit(request: HttpRequest, env_id: int | None = None) -> HttpResponse:
+    Environment.check_manager(request.user)
     env = get_object_or_404(Environment, pk=env_id) if env_id else None
     form = EnvironmentForm(request.POST or None, instance=env)
     if request.method == "POST" and form.is_valid():
@@ -102,6 +103,7 @@ def environment_edit(request: HttpRequest, env_id: int | None = None) -> HttpRes
 
 @require_POST
 def environment_delete(request: HttpRequest, env_id: int) -> HttpResponse:
+    Environment.check_manager(request.user)
     env = get_object_or_404(Environment, pk=env_id)
     env.delete()
     messages.success(request, f"Environment {env.name} deleted.")

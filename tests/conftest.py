@@ -53,7 +53,8 @@ def manage(tmp_path):
     return run
 
 
-# Personas shared by the tests: the task owner, another user, staff.
+# Personas shared by the tests: the task owner, another user, staff, and an
+# environment manager (not staff; in a group given migrator.manage_environments).
 @pytest.fixture
 def owner(db) -> User:
     return User.objects.create_user("owner", password="pw-owner-123")
@@ -69,6 +70,23 @@ def staff(db) -> User:
     return User.objects.create_user(
         "staff", password="pw-staff-123", is_staff=True, is_superuser=True
     )
+
+
+@pytest.fixture
+def manager(db) -> User:
+    from django.contrib.auth.models import Group, Permission
+
+    group = Group.objects.create(name="Environment managers")
+    group.permissions.add(Permission.objects.get(codename="manage_environments"))
+    user = User.objects.create_user("manager", password="pw-manager-123")
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def manager_client(client, manager):
+    client.force_login(manager)
+    return client
 
 
 @pytest.fixture

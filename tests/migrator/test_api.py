@@ -23,8 +23,8 @@ def test_environments_are_listed_without_passwords(owner_client, envs):
     assert all(set(e) == {"id", "name", "url", "username", "provider"} for e in body)
 
 
-def test_it_registers_an_environment(owner_client):
-    answer = owner_client.post(
+def test_it_registers_an_environment(manager_client):
+    answer = manager_client.post(
         "/api/environments",
         {
             "name": "stage",
@@ -54,8 +54,8 @@ def test_it_registers_an_environment(owner_client):
         ({"name": "x" * 101, "url": "http://x", "username": "u", "password": "p"}, "name"),
     ],
 )
-def test_bad_environments_get_400_naming_the_field(owner_client, envs, body, field):
-    answer = owner_client.post("/api/environments", body, content_type="application/json")
+def test_bad_environments_get_400_naming_the_field(manager_client, envs, body, field):
+    answer = manager_client.post("/api/environments", body, content_type="application/json")
     assert answer.status_code == 400
     assert field in answer.json()["errors"]
 
@@ -121,8 +121,8 @@ def test_the_openapi_document_is_served(owner_client):
         "http://[::1]:8088",
     ],
 )
-def test_intranet_and_ip_urls_are_accepted(owner_client, url):
-    answer = owner_client.post(
+def test_intranet_and_ip_urls_are_accepted(manager_client, url):
+    answer = manager_client.post(
         "/api/environments",
         {"name": url[-12:], "url": url, "username": "u", "password": "p"},
         content_type="application/json",
@@ -141,8 +141,8 @@ def test_intranet_and_ip_urls_are_accepted(owner_client, url):
         "http://ho st",
     ],
 )
-def test_bad_urls_are_refused(owner_client, url):
-    answer = owner_client.post(
+def test_bad_urls_are_refused(manager_client, url):
+    answer = manager_client.post(
         "/api/environments",
         {"name": "x", "url": url, "username": "u", "password": "p"},
         content_type="application/json",

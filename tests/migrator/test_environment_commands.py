@@ -154,10 +154,11 @@ def test_add_refuses_a_name_taken_unless_updating():
         "add_environment", "prod", "--url", "http://x", "--username", "u", "--password-stdin"
     )
     assert code == cli.BAD_ARGUMENTS and "--update" in text
-    # An update without a password (no terminal, no stdin flag) keeps it.
-    _run("add_environment", "prod", "--update", "--url", "https://new.example", stdin="")
+    # An update without a password (no terminal, no stdin flag) keeps it, while
+    # the address stays (tests/migrator/test_environment_access.py: when it changes).
+    _run("add_environment", "prod", "--update", "--no-verify-tls", stdin="")
     env = Environment.objects.get(name="prod")
-    assert (env.url, env.username, env.password) == ("https://new.example", "u", "old-pw")
+    assert (env.url, env.verify_tls, env.password) == ("http://old", False, "old-pw")
     _run("add_environment", "prod", "--update", "--password-stdin", stdin="new-pw\n")
     assert Environment.objects.get(name="prod").password == "new-pw"
 

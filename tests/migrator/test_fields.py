@@ -41,7 +41,10 @@ def test_keys_rotate_without_losing_credentials(settings):
     assert Environment.objects.get(pk=env.pk).password == "S3cret-pass"
     call_command("rotate_encryption_keys", stdout=open("/dev/null", "w"))  # noqa: SIM115
     settings.FIELD_ENCRYPTION_KEYS = [new_key]
-    assert Environment.objects.get(pk=env.pk).password == "S3cret-pass"
+    rotated = Environment.objects.get(pk=env.pk)
+    assert rotated.password == "S3cret-pass"
+    # What the password is bound to is rotated with it: it still applies.
+    assert rotated.password_applies_to(rotated.url, rotated.username, rotated.provider)
 
 
 def test_a_removed_key_is_a_clear_error(settings):

@@ -37,7 +37,7 @@ def test_a_client_is_reused_by_the_next_task(env):
 
 def test_new_credentials_never_reuse_the_old_session(env):
     first = _borrowed(env)
-    env.password = "p2"
+    env.set_password("p2")
     env.save()
     assert _borrowed(Environment.objects.get(pk=env.pk)) is not first
 

@@ -24,8 +24,8 @@ def test_the_migration_page_offers_the_environments(owner_client, envs):
     assert ">dev</option>" in html and ">prod</option>" in html
 
 
-def test_without_environments_it_says_what_to_do(owner_client):
-    assert "Register one" in owner_client.get("/").content.decode()
+def test_without_environments_it_says_what_to_do(manager_client):
+    assert "Register one" in manager_client.get("/").content.decode()
 
 
 def test_starting_from_the_form_creates_a_task(owner_client, envs):
@@ -66,14 +66,14 @@ def test_a_bad_form_shows_its_errors(owner_client, envs):
     assert not Task.objects.exists()
 
 
-def test_the_environment_form_never_shows_the_password(owner_client, envs):
-    html = owner_client.get(f"/environments/{envs[0].pk}/").content.decode()
+def test_the_environment_form_never_shows_the_password(manager_client, envs):
+    html = manager_client.get(f"/environments/{envs[0].pk}/").content.decode()
     assert "hunter2-secret" not in html
     assert "http://dev.example" in html
 
 
-def test_editing_without_a_password_keeps_it(owner_client, envs):
-    response = owner_client.post(
+def test_editing_without_a_password_keeps_it(manager_client, envs):
+    response = manager_client.post(
         f"/environments/{envs[0].pk}/",
         {
             "name": "dev2",
@@ -88,8 +88,8 @@ def test_editing_without_a_password_keeps_it(owner_client, envs):
     assert (env.name, env.password) == ("dev2", "hunter2-secret")
 
 
-def test_a_new_environment_needs_a_password(owner_client):
-    response = owner_client.post(
+def test_a_new_environment_needs_a_password(manager_client):
+    response = manager_client.post(
         "/environments/add/",
         {"name": "x", "url": "http://x.example", "username": "u", "provider": "db"},
     )

@@ -63,16 +63,32 @@ class Command(BaseCommand):
             missing = [f"--{o}" for o in ("url", "username") if not options[o]]
             if missing:
                 raise cli.fail(f"Give {' and '.join(missing)}.", cli.BAD_ARGUMENTS)
-        current = instance or Environment()
-        data = {
+        fields = {
             "name": name,
-            "url": options["url"] or current.url,
-            "username": options["username"] or current.username,
-            "provider": options["provider"] or current.provider,
-            "verify_tls": current.verify_tls if options["verify_tls"] is None else False,
-            "password": self._password(options, instance),
+            "url": options["url"],
+            "username": options["username"],
+            "provider": options["provider"],
+            "verify_tls": options["verify_tls"],  # None, or False for --no-verify-tls
         }
-        form = EnvironmentForm(data, instance=instance)
+        if instance is None:
+            fields["password"] = self._password(options, fields["username"], keeps=False)
+            form = EnvironmentForm(
+                {
+                    **fields,
+                    "provider": fields["provider"] or Environment.Provider.DB,
+                    "verify_tls": fields["verify_tls"] is None,
+                }
+            )
+        else:
+            # Blank keeps the stored password only while it still applies (EnvironmentForm).
+            keeps = instance.password_applies_to(
+                fields["url"] or instance.url,
+                fields["username"] or instance.username,
+                fields["provider"] or instance.provider,
+            )
+            username = fields["username"] or instance.username
+            fields["password"] = self._password(options, username, keeps=keeps) or None
+            form = EnvironmentForm.changing(instance, fields)
         if not form.is_valid():
             problems = "; ".join(
                 f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
@@ -91,26 +107,40 @@ class Command(BaseCommand):
             if not result["ok"]:
                 raise cli.fail(f"{env.name}: the connection test failed.", cli.FAILED)
 
-    def _password(self, options: dict[str, Any], instance: Environment | None) -> str:
+    def _password(self, options: dict[str, Any], username: str, *, keeps: bool) -> str:
+        """The password typed or piped in; empty when ``keeps`` and none was given."""
         if options["password_stdin"]:
             password = cli.read_stdin_secret(self.stdin)
-            if not password and instance is None:
-                raise cli.fail("Standard input held no password.", cli.BAD_ARGUMENTS)
+            if not password and not keeps:
+                raise cli.fail(
+                    self._password_needed(options, "Standard input held no password") + ".",
+                    cli.BAD_ARGUMENTS,
+                )
             return password
         if not cli.is_terminal(self.stdin):
-            if instance is not None:
+            if keeps:
                 return ""  # an update without a password keeps the current one
             raise cli.fail(
-                "No terminal to ask for the password: pipe it in with --password-stdin "
-                "(never as an argument).",
+                self._password_needed(options, "No terminal to ask for the password")
+                + ": pipe it in with --password-stdin (never as an argument).",
                 cli.NEEDS_TERMINAL,
             )
-        keep = " (empty keeps the current one)" if instance is not None else ""
-        username = options["username"] or (instance.username if instance else "")
+        keep = " (empty keeps the current one)" if keeps else ""
         try:
-            return cli.ask_secret(f"Password of {username}{keep}: ")
+            password = cli.ask_secret(f"Password of {username}{keep}: ")
         except EOFError:
             raise cli.fail("No password given.", cli.NEEDS_TERMINAL) from None
+        if not password and not keeps:
+            raise cli.fail(
+                self._password_needed(options, "No password given") + ".", cli.BAD_ARGUMENTS
+            )
+        return password
+
+    @staticmethod
+    def _password_needed(options: dict[str, Any], problem: str) -> str:
+        if options["update"]:
+            return f"{problem}, and changing the URL, username or provider needs it again"
+        return problem
 
     @staticmethod
     def _describe(env: Environment) -> str:

@@ -19,6 +19,6 @@ class Command(BaseCommand):
         with transaction.atomic():
             for env in Environment.objects.select_for_update():
                 # Reading decrypts with any key; saving encrypts with the first.
-                env.save(update_fields=["password"])
+                env.save(update_fields=["password", "password_scope"])
                 count += 1
         self.stdout.write(f"Re-encrypted the credentials of {count} environment(s).")
