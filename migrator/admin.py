@@ -18,6 +18,9 @@ class EnvironmentAdmin(admin.ModelAdmin):
     # EnvironmentForm: the password is write-only (never rendered back; blank keeps it
     # only while the URL, username and provider stay the same).
     form = EnvironmentForm
+    # The admin's form factory names every field it shows; the model's password is not
+    # editable (only set_password changes it), the form's own field stands for it.
+    exclude = ["password"]
     list_display = ["name", "url", "username", "provider", "verify_tls", "updated_at"]
     list_filter = ["provider", "verify_tls"]
     search_fields = ["name", "url", "username"]

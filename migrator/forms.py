@@ -26,10 +26,8 @@ class EnvironmentForm(forms.ModelForm):
 
     class Meta:
         model = Environment
-        # The password is set through Environment.set_password (save below); excluded
-        # by name too, for the admin, whose form lists every field it shows.
+        # The password is set through Environment.set_password (save below).
         fields = ["name", "url", "username", "provider", "verify_tls"]
-        exclude = ["password"]
         widgets = {"url": forms.URLInput(attrs={"placeholder": "https://superset.example.com"})}
 
     field_order = ["name", "url", "username", "password", "provider", "verify_tls"]
