@@ -137,3 +137,118 @@ class Environment(models.Model):
     def as_ref(self) -> dict:
         """How a task remembers this environment (it may be renamed or deleted later)."""
         return {"id": self.pk, "name": self.name, "url": self.url}
+
+
+class DatabaseMapping(models.Model):
+    """A remembered choice: what a source connection becomes on a target.
+
+    Saved per (source, target) pair when a migration is started with an explicit
+    choice, or edited under Environments; the next migration between the two
+    uses it by default. Replacing is never remembered: it is asked for each time.
+    """
+
+    class Action(models.TextChoices):
+        MAP = "map", "Use a target connection"
+        CREATE = "create", "Create it on the target"
+
+    source = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    source_database = models.CharField(
+        "source connection", max_length=250, help_text="Its name on the source Superset."
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    target_database = models.CharField(
+        "target connection",
+        max_length=250,
+        blank=True,
+        help_text="Its name on the target Superset (when mapping).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["source__name", "target__name", "source_database"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "target", "source_database"], name="one_mapping_per_database"
+            )
+        ]
+
+    def __str__(self) -> str:
+        if self.action == self.Action.MAP:
+            return f"{self.source_database} → {self.target_database}"
+        return f"{self.source_database}: create on the target"
+
+    def as_choice(self) -> dict[str, str]:
+        if self.action == self.Action.MAP:
+            return {"action": "map", "target": self.target_database}
+        return {"action": "create"}
+
+    @classmethod
+    def choices_for(cls, source: Environment, target: Environment) -> dict[str, dict[str, str]]:
+        """Source connection name -> choice, as ``POST /api/migrations`` takes them."""
+        return {
+            m.source_database: m.as_choice()
+            for m in cls.objects.filter(source=source, target=target)
+        }
+
+    @classmethod
+    def remember(
+        cls, source: Environment, target: Environment, choices: dict[str, dict[str, str]]
+    ) -> None:
+        for name, choice in choices.items():
+            if choice.get("action") not in (cls.Action.MAP, cls.Action.CREATE):
+                continue
+            cls.objects.update_or_create(
+                source=source,
+                target=target,
+                source_database=name,
+                defaults={
+                    "action": choice["action"],
+                    "target_database": choice.get("target", "")
+                    if choice["action"] == cls.Action.MAP
+                    else "",
+                },
+            )
+
+
+class PromotedAsset(models.Model):
+    """What a migration last wrote to a target for one asset (by the target's uuid).
+
+    ``source_hash`` is the source's document as exported, ``target_hash`` the
+    target's own export of the asset right after the import. When both are still
+    the same, the asset is unchanged on both sides and is not imported again.
+    """
+
+    target = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    asset_type = models.CharField(max_length=20)
+    uuid = models.CharField(max_length=36)
+    source_hash = models.CharField(max_length=64)
+    target_hash = models.CharField(max_length=64)
+    task = models.ForeignKey(
+        "tasks_app.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "asset_type", "uuid"], name="one_record_per_target_asset"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_type} {self.uuid} on {self.target_id}"
+
+
+class Promotion(models.Model):
+    """A migration's plan (what it will do on the target) and report (what it did)."""
+
+    task = models.OneToOneField(
+        "tasks_app.Task", on_delete=models.CASCADE, related_name="promotion"
+    )
+    plan = models.JSONField(null=True, blank=True)
+    report = models.JSONField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Promotion of task #{self.task_id}"

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from migrator import sessions
 from migrator.models import Environment
+from migrator.plan import databases_needing_secrets, open_conflicts
 from migrator.superset.bundle import PASSWORD_MASK, BundleInfo, ImportProblems, split_uri_password
 from migrator.superset.errors import ConnectionTestFailed, SupersetError
 from tasks_app.engine import field_id
@@ -36,6 +37,13 @@ FIELD_TYPES: dict[str, tuple[str, str, int]] = {
     "ssh_private_key": ("SSH private key", "secret_multiline", 16384),
     "ssh_private_key_password": ("SSH private key password", "secret", 1024),
     "overwrite": ("Overwrite what already exists on the target", "confirm", 0),
+    "conflict": ("A dashboard of the target's own has this slug", "choice", 0),
+}
+# A database's masked tunnel secret (bundle key) -> the field type that asks for it.
+SSH_TYPES = {
+    "password": "ssh_password",
+    "private_key": "ssh_private_key",
+    "private_key_password": "ssh_private_key_password",
 }
 # How the resume API and --secrets-file group answers: group name -> field type.
 ANSWER_GROUPS = {
@@ -80,6 +88,53 @@ def input_fields(problems: ImportProblems, info: BundleInfo) -> list[dict[str, A
     return fields
 
 
+def plan_fields(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Everything a plan needs from a person before its first write, asked at once."""
+    fields: list[dict[str, Any]] = []
+    for db in databases_needing_secrets(plan):
+        kinds = (["password"] if db["needs_password"] else []) + [
+            SSH_TYPES[s] for s in db["ssh_secrets"] if s in SSH_TYPES
+        ]
+        verb = "replaces" if db["action"] == "replace" else "creates"
+        for kind in kinds:
+            label, widget, max_length = FIELD_TYPES[kind]
+            fields.append(
+                {
+                    "key": db["path"],
+                    "type": kind,
+                    "label": label,
+                    "input": widget,
+                    "max_length": max_length,
+                    "database_name": db["name"],
+                    "uri_masked": db["uri_masked"],
+                    "replace": db["action"] == "replace",
+                    "allow_empty": kind == "ssh_private_key_password",
+                    "question": f"the secrets of the connections it {verb}",
+                }
+            )
+    for dash in open_conflicts(plan):
+        theirs = dash["conflict"]
+        fields.append(
+            {
+                "key": dash["uuid"],
+                "type": "conflict",
+                "label": f"“{dash['name']}”: the target already has its own dashboard "
+                f"“{theirs['name']}” with the slug {dash['slug']!r}.",
+                "input": "choice",
+                "options": [
+                    ["rename", "Import it as a new dashboard under another slug"],
+                    ["take_over", f"Take the target's “{theirs['name']}” over (it is replaced)"],
+                    ["skip", "Skip this dashboard (the target's stays as it is)"],
+                ],
+                "dashboard": dash["name"],
+                "slug": dash["slug"],
+                "target_dashboard": theirs,
+                "question": "what to do about dashboards whose slug is taken",
+            }
+        )
+    return fields
+
+
 def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> tuple[bytes, dict]:
     """A ``type: Database`` bundle with this database's secrets inside its YAML, and
     that YAML (for its uuid and name)."""
@@ -107,13 +162,16 @@ def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> tup
     return buffer.getvalue(), document
 
 
-def _check_database(client: Any, bundle_name: str, key: str, secrets: dict[str, str]) -> str:
-    """Create the database on the target with ``secrets`` and test it; '' when right."""
+def _check_database(
+    client: Any, bundle_name: str, key: str, secrets: dict[str, str], *, replace: bool = False
+) -> str:
+    """Create (or, when ``replace``, overwrite) the database on the target with
+    ``secrets`` and test it; '' when right."""
     data, document = _database_bundle(bundle_name, key, secrets)
     uuid, name = document["uuid"], document["database_name"]
     document.clear()  # it holds the secrets
     try:
-        client.import_databases(io.BytesIO(data), overwrite=False)
+        client.import_databases(io.BytesIO(data), overwrite=replace)
     except SupersetError as exc:
         # Superset 4.1 connects while importing and refuses a wrong password here.
         return f"Superset refused it: {exc.message}"
@@ -127,7 +185,10 @@ def _check_database(client: Any, bundle_name: str, key: str, secrets: dict[str, 
     try:
         client.test_database_connection(name, connection["sqlalchemy_uri"], **extra)
     except ConnectionTestFailed as exc:
-        client.delete_database(row["id"])
+        if not replace:
+            # Just created, used by nothing: gone again. A replaced connection stays
+            # replaced (the user chose that); the next answer overwrites it again.
+            client.delete_database(row["id"])
         return f"Wrong: {exc.message}"
     return ""
 
@@ -139,16 +200,26 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
     errors: dict[str, str] = {}
 
     if any(fields[fid]["type"] == "overwrite" for fid in given):
-        params = dict(task.params, overwrite=True)
-        Task.objects.filter(pk=task.pk).update(params=params)
-        task.params = params
+        _update_params(task, overwrite=True)
         log.info("Overwrite confirmed: what already exists on the target will be replaced.")
+    conflicts = {
+        fields[fid]["key"]: value
+        for fid, value in given.items()
+        if fields[fid]["type"] == "conflict"
+    }
+    if conflicts:
+        _update_params(task, conflicts={**(task.params.get("conflicts") or {}), **conflicts})
+        for key, value in conflicts.items():
+            log.info(f"{fields['conflict:' + key]['dashboard']}: {value.replace('_', ' ')}.")
 
     per_database: dict[str, dict[str, str]] = defaultdict(dict)
+    replacing: set[str] = set()
     for fid, value in given.items():
         field = fields[fid]
-        if field["type"] != "overwrite":
+        if field["type"] not in ("overwrite", "conflict"):
             per_database[field["key"]][field["type"]] = value
+            if field.get("replace"):
+                replacing.add(field["key"])
     if not per_database:
         return errors
 
@@ -160,21 +231,26 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
             if target is None
             else "The saved bundle is gone: retry the task."
         )
-        return {fid: reason for fid in given if fields[fid]["type"] != "overwrite"}
+        return {
+            fid: reason for fid in given if fields[fid]["type"] not in ("overwrite", "conflict")
+        }
 
     names = {f["key"]: f.get("database_name") or f["key"] for f in request.fields}
+    created: list[str] = []
     try:
         with sessions.borrow(target) as client:
             for key, secrets in per_database.items():
                 # Superset's message could quote what it was sent: never show a secret back.
                 problem = redact(
-                    _check_database(client, bundle_name, key, secrets), secrets.values()
+                    _check_database(client, bundle_name, key, secrets, replace=key in replacing),
+                    secrets.values(),
                 )
                 ids = [f"{kind}:{key}" for kind in secrets]
                 if problem:
                     log.warning(f"The answer for {names[key]} ({key}) was not accepted: {problem}")
                     errors.update(dict.fromkeys(ids, problem))
                 else:
+                    created.append(key)
                     log.info(
                         f"{names[key]} ({key}) now exists on {target.name}; its connection test passed."
                     )
@@ -188,4 +264,13 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
     finally:
         for secrets in per_database.values():
             secrets.clear()
+        if created:
+            done = task.params.get("created_databases") or []
+            _update_params(task, created_databases=sorted({*done, *created}))
     return errors
+
+
+def _update_params(task: Task, **changes: Any) -> None:
+    params = dict(task.params, **changes)
+    Task.objects.filter(pk=task.pk).update(params=params)
+    task.params = params

@@ -14,9 +14,12 @@ from typing import Any
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from migrator import passwords, sessions
-from migrator.models import Environment
-from migrator.superset.bundle import ImportProblems, inspect_bundle, strip_fields
+from migrator import passwords, promote, sessions
+from migrator.models import Environment, Promotion
+from migrator.plan import PlanError, resolve_conflicts
+from migrator.plan import assets as plan_assets
+from migrator.superset.assets import scan
+from migrator.superset.bundle import inspect_bundle
 from migrator.superset.errors import ImportRejected, SupersetError
 from tasks_app import engine, live
 from tasks_app.engine import NeedsInput, StepContext, TaskFailed
@@ -83,6 +86,8 @@ def export_step(ctx: StepContext) -> None:
         tmp.seek(0)
         name = default_storage.save(f"bundles/task-{ctx.task.pk}.zip", File(tmp))
     ctx.checkpoint.update(bundle=name, bundle_size=size, bundle_counts=info.counts)
+    # A new export is planned anew.
+    Promotion.objects.filter(task=ctx.task).update(plan=None, report=None)
     ctx.log.info(
         f"Exported a bundle of {size:,} bytes: "
         + ", ".join(f"{n} {kind}" for kind, n in info.counts.items()),
@@ -95,66 +100,146 @@ def export_step(ctx: StepContext) -> None:
     )
 
 
-def import_step(ctx: StepContext) -> None:
+def _saved_bundle(ctx: StepContext) -> str:
     name = ctx.checkpoint.get("bundle")
     if not name or not default_storage.exists(name):
         ctx.log.warning("The saved bundle is gone; exporting again.")
         export_step(ctx)
         name = ctx.checkpoint["bundle"]
-    target = _environment(ctx, "target")
-    overwrite = bool(ctx.task.params.get("overwrite"))
-    ctx.log.info(
-        f"Importing the bundle into {target.name}",
-        environment=target.name,
-        url=target.url,
-        overwrite=overwrite,
-    )
-    started = time.monotonic()
-    for attempt in range(_MAX_STRIPS + 1):
+    return name
+
+
+def _promotion(task: Task) -> Promotion:
+    return Promotion.objects.get_or_create(task=task)[0]
+
+
+def plan_step(ctx: StepContext) -> None:
+    """Plan against the target (read-only), then ask everything the plan needs at once:
+    the secrets of connections it creates, and what to do about slug conflicts."""
+    name = _saved_bundle(ctx)
+    source, target = _environment(ctx, "source"), _environment(ctx, "target")
+    promotion = _promotion(ctx.task)
+    plan = promotion.plan
+    if plan is None:
+        started = time.monotonic()
         try:
-            with sessions.borrow(target) as client, default_storage.open(name, "rb") as bundle:
-                client.import_dashboards(bundle, overwrite=overwrite)
-            break
+            with default_storage.open(name, "rb") as bundle:
+                plan = promote.plan_bundle(source, target, bundle, ctx.task.params)
+        except PlanError as exc:
+            raise TaskFailed(f"The migration cannot be planned: {exc}") from exc
+        except SupersetError as exc:
+            ctx.log.error(f"Reading the target failed: {exc.message}", status=exc.status)
+            raise _failed("target", target, exc) from exc
+        promote.remember_choices(source, target, plan)
+        ctx.log.info(
+            f"Plan against {target.name}: {_counts(plan['summary'])}",
+            plan=_plan_lines(plan),
+            duration_ms=_ms(started),
+        )
+    else:
+        resolve_conflicts(
+            plan, ctx.task.params.get("conflicts") or {}, set(plan.get("slugs_taken", []))
+        )
+        created = set(ctx.task.params.get("created_databases") or [])
+        for db in plan["databases"]:
+            db["exists"] = db["exists"] or db["path"] in created
+    promotion.plan = plan
+    promotion.save(update_fields=["plan", "updated_at"])
+    live.task_changed(ctx.task)
+    fields = passwords.plan_fields(plan)
+    if fields:
+        raise NeedsInput(
+            f"{target.name} needs answers before anything is written: "
+            + "; ".join(sorted({f["question"] for f in fields})),
+            {"fields": fields},
+        )
+
+
+def _counts(summary: dict[str, int]) -> str:
+    return ", ".join(f"{n} {action}" for action, n in summary.items()) or "nothing to do"
+
+
+def _plan_lines(plan: dict[str, Any]) -> list[str]:
+    return [
+        f"{item['type'][:-1]} {item['name']}: {item['action']} ({item.get('reason', '')})"
+        for item in plan_assets(plan)
+    ]
+
+
+def import_step(ctx: StepContext) -> None:
+    """Apply the plan: one import per asset type at most, each with only what it changes."""
+    name = _saved_bundle(ctx)
+    target = _environment(ctx, "target")
+    plan = _promotion(ctx.task).plan
+    imports = promote.Imports(plan)
+    calls = imports.calls()
+    if not calls:
+        ctx.log.info(f"Nothing to write on {target.name}: everything is as planned already.")
+        return
+    started = time.monotonic()
+    for resource, paths, overwrite, what in calls:
+        ctx.check_cancelled()
+        written = promote.write_import(name, resource, paths, imports)
+        try:
+            with sessions.borrow(target) as client:
+                written = promote.import_with_retries(
+                    client,
+                    resource,
+                    written,
+                    overwrite=overwrite,
+                    on_strip=lambda removed: _log_stripped(ctx, target, removed),
+                )
+            ctx.log.info(f"{target.name}: {what}", files=len(paths), overwrite=overwrite)
         except ImportRejected as exc:
-            if exc.problems.only_unknown_fields and attempt < _MAX_STRIPS:
-                name = _strip_unknown_fields(ctx, target, name, exc.problems)
-                continue
             _refused(ctx, target, name, exc)
         except SupersetError as exc:
             ctx.log.error(
-                f"Import failed: {exc.message}", environment=target.name, status=exc.status
+                f"Import failed ({what}): {exc.message}", environment=target.name, status=exc.status
             )
             raise _failed("target", target, exc) from exc
+        finally:
+            default_storage.delete(written)
+    ctx.log.info(f"Imported into {target.name}", environment=target.name, duration_ms=_ms(started))
+
+
+def verify_step(ctx: StepContext) -> None:
+    """Read the target again and report per asset; a mismatch fails the task."""
+    name = _saved_bundle(ctx)
+    target = _environment(ctx, "target")
+    promotion = _promotion(ctx.task)
+    try:
+        with sessions.borrow(target) as client:
+            result = promote.check(client, promotion.plan, target.url)
+    except SupersetError as exc:
+        raise _failed("target", target, exc) from exc
+    with default_storage.open(name, "rb") as bundle:
+        promote.remember_writes(
+            target, promotion.plan, scan(bundle), result.pop("copies"), ctx.task
+        )
+    promotion.report = result
+    promotion.save(update_fields=["report", "updated_at"])
+    live.task_changed(ctx.task)
+    for warning in result["warnings"]:
+        ctx.log.warning(warning)
     ctx.log.info(
-        f"Imported into {target.name}",
-        environment=target.name,
-        duration_ms=_ms(started),
+        f"Report: {_counts(result['counts'])}",
+        report=[f"{a['type'][:-1]} {a['name']}: {a['outcome']}" for a in result["assets"]],
     )
     default_storage.delete(name)
     ctx.checkpoint.pop("bundle", None)
+    if result["warnings"]:
+        raise TaskFailed(
+            f"Imported, but {len(result['warnings'])} check(s) on {target.name} failed: "
+            + " ".join(result["warnings"][:3])
+        )
 
 
-# An older target may report unknown fields in a second pass (after the first
-# ones are gone); more than that means something else is wrong.
-_MAX_STRIPS = 2
-
-
-def _strip_unknown_fields(
-    ctx: StepContext, target: Environment, name: str, problems: ImportProblems
-) -> str:
-    """Remove the fields an older Superset (4.1) refuses; keep the result as the checkpoint."""
-    with default_storage.open(name, "rb") as source, tempfile.TemporaryFile() as stripped:
-        removed = strip_fields(source, stripped, problems.unknown_fields)
-        stripped.seek(0)
-        default_storage.delete(name)
-        name = default_storage.save(name, File(stripped))
-    ctx.checkpoint["bundle"] = name
+def _log_stripped(ctx: StepContext, target: Environment, removed: list[str]) -> None:
     ctx.log.warning(
         f"{target.name} is an older Superset that does not know {len(removed)} field(s) of this "
         "bundle (added by a newer Superset); they were removed and the import is tried again.",
         removed=removed[:100],
     )
-    return name
 
 
 def _refused(ctx: StepContext, target: Environment, name: str, exc: ImportRejected) -> None:
@@ -188,6 +273,7 @@ def cleanup(task: Task) -> None:
     name = task.checkpoint.get("bundle")
     if name and default_storage.exists(name):
         default_storage.delete(name)
+    Promotion.objects.filter(task=task).delete()
 
 
 MIGRATION = engine.register(
@@ -196,8 +282,10 @@ MIGRATION = engine.register(
         label="Migration",
         steps=(
             engine.Step("export", export_step, repeatable=True),
+            engine.Step("plan", plan_step, repeatable=True),
             # Superset may have written part of an import when a worker dies.
             engine.Step("import", import_step, repeatable=False),
+            engine.Step("verify", verify_step, repeatable=True),
         ),
         describe=describe,
         cleanup=cleanup,
@@ -207,7 +295,14 @@ MIGRATION = engine.register(
 
 
 def start_migration(
-    *, owner: Any, source: Environment, target: Environment, dashboards: list[dict], overwrite: bool
+    *,
+    owner: Any,
+    source: Environment,
+    target: Environment,
+    dashboards: list[dict],
+    overwrite: bool,
+    databases: dict[str, dict[str, Any]] | None = None,
+    conflicts: dict[str, str] | None = None,
 ) -> Task:
     return engine.submit(
         KIND,
@@ -217,5 +312,7 @@ def start_migration(
             "target": target.as_ref(),
             "dashboards": [{"id": d["id"], "title": d.get("title", "")} for d in dashboards],
             "overwrite": overwrite,
+            "databases": databases or {},
+            "conflicts": conflicts or {},
         },
     )

@@ -327,6 +327,9 @@ def _validate(field: dict[str, Any], value: Any) -> str:
     """The error for ``value`` (None: not answered), or ''."""
     if field.get("input") == "confirm":
         return "" if value is True else "Confirm, or cancel the task."
+    if field.get("input") == "choice":
+        options = [option[0] for option in field.get("options", [])]
+        return "" if value in options else "Pick one of the choices."
     if value == "" and field.get("allow_empty"):
         return ""
     if not isinstance(value, str) or value == "":

@@ -128,10 +128,17 @@ def _inspect(archive: zipfile.ZipFile) -> BundleInfo:
 
 
 def _load_yaml(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> dict[str, Any]:
+    return load_member(archive, info, path, _MAX_YAML_BYTES)
+
+
+def load_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, limit: int
+) -> dict[str, Any]:
+    """One YAML mapping of the bundle, read only up to ``limit`` bytes."""
     with archive.open(info) as member:
-        data = member.read(_MAX_YAML_BYTES + 1)
-    if len(data) > _MAX_YAML_BYTES:
-        raise InvalidBundle(f"{path} in the bundle is larger than {_MAX_YAML_BYTES // 1024} KB.")
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidBundle(f"{path} in the bundle is larger than {limit // 1024} KB.")
     try:
         document = yaml.safe_load(data)
     except yaml.YAMLError as exc:

@@ -1,0 +1,488 @@
+"""A promotion against a real target: read it, plan, apply the plan, check the result.
+
+The plan (``migrator.plan``) is computed from the exported bundle and read-only calls
+to the target. Applying it rewrites the bundle so that nothing of the target's own is
+taken over (connections and datasets it maps to are referred to by their target uuid,
+which Superset's importer then leaves alone) and calls each importer at most once:
+connections replaced, datasets updated, charts updated, dashboards imported. The check
+reads the target again and reports per asset.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from typing import IO, Any
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from migrator import sessions
+from migrator.models import DatabaseMapping, Environment, PromotedAsset
+from migrator.plan import IMPORTED_DASHBOARD_ACTIONS, Choices, Inventory, make_plan
+from migrator.superset.assets import (
+    BUNDLE_TYPES,
+    Asset,
+    BundleAssets,
+    rewrite_references,
+    scan,
+    write_bundle,
+)
+from migrator.superset.bundle import strip_fields
+from migrator.superset.errors import ImportRejected
+
+DATASET_COLUMNS = ["id", "uuid", "table_name", "schema", "database.id"]
+CHART_COLUMNS = ["id", "uuid", "slice_name"]
+DASHBOARD_COLUMNS = ["id", "uuid", "slug", "dashboard_title"]
+# An older target may report unknown fields in a second pass (after the first ones are
+# gone); more than that means something else is wrong.
+MAX_STRIPS = 2
+
+
+# --- reading the target -----------------------------------------------------------------
+
+
+def read_inventory(client: Any, bundle: BundleAssets) -> Inventory:
+    databases = [
+        {
+            "id": row["id"],
+            "uuid": str(row.get("uuid") or ""),
+            "name": row.get("database_name") or "",
+            "backend": row.get("backend") or "",
+        }
+        for row in client.list_databases()
+    ]
+    db_uuid = {db["id"]: db["uuid"] for db in databases}
+    datasets = _datasets(
+        client.find_rows("dataset", "uuid", _uuids(bundle, "datasets"), DATASET_COLUMNS)
+        + client.find_rows(
+            "dataset", "table_name", {a.table for a in bundle.of("datasets")}, DATASET_COLUMNS
+        ),
+        db_uuid,
+    )
+    charts = [
+        {"id": r["id"], "uuid": str(r["uuid"]), "name": r.get("slice_name") or ""}
+        for r in client.find_rows("chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS)
+    ]
+    dashboards = _dashboards(
+        client.find_rows("dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS)
+        + client.find_rows(
+            "dashboard",
+            "slug",
+            {a.slug for a in bundle.of("dashboards") if a.slug},
+            DASHBOARD_COLUMNS,
+        )
+    )
+    inventory = Inventory(
+        databases=databases, datasets=datasets, charts=charts, dashboards=dashboards
+    )
+    inventory.copies = target_copies(
+        client,
+        dashboards=[r for r in dashboards if r["uuid"] in _uuids(bundle, "dashboards")],
+        charts=[r for r in charts],
+        datasets=[r for r in datasets if r["uuid"] in _uuids(bundle, "datasets")],
+    )
+    return inventory
+
+
+def _uuids(bundle: BundleAssets, kind: str) -> set[str]:
+    return {a.uuid for a in bundle.of(kind)}
+
+
+def _datasets(rows: list[dict[str, Any]], db_uuid: dict[int, str]) -> list[dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        database = row.get("database") if isinstance(row.get("database"), dict) else {}
+        schema, table = row.get("schema"), row.get("table_name") or ""
+        found[row["id"]] = {
+            "id": row["id"],
+            "uuid": str(row.get("uuid") or ""),
+            "schema": schema,
+            "table": table,
+            "name": f"{schema}.{table}" if schema else table,
+            "database_uuid": db_uuid.get(database.get("id"), ""),
+        }
+    return list(found.values())
+
+
+def _dashboards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return list(
+        {
+            row["id"]: {
+                "id": row["id"],
+                "uuid": str(row.get("uuid") or ""),
+                "name": row.get("dashboard_title") or "",
+                "slug": row.get("slug"),
+            }
+            for row in rows
+        }.values()
+    )
+
+
+def target_copies(
+    client: Any,
+    *,
+    dashboards: list[dict[str, Any]],
+    charts: list[dict[str, Any]],
+    datasets: list[dict[str, Any]],
+) -> dict[tuple[str, str], Asset]:
+    """The target's own export of these assets: one export per type at most, the
+    dashboards' export first (it carries their charts and datasets too)."""
+    copies: dict[tuple[str, str], Asset] = {}
+    for resource, kind, rows in (
+        ("dashboard", "dashboards", dashboards),
+        ("chart", "charts", charts),
+        ("dataset", "datasets", datasets),
+    ):
+        missing = [r["id"] for r in rows if (kind, r["uuid"]) not in copies]
+        if not missing:
+            continue
+        with tempfile.TemporaryFile() as tmp:
+            client.export_assets(resource, missing, tmp)
+            tmp.seek(0)
+            for asset in scan(tmp).assets:
+                copies[(asset.type, asset.uuid)] = asset
+    return copies
+
+
+def choices(
+    source: Environment, target: Environment, params: dict[str, Any], bundle: BundleAssets
+) -> Choices:
+    uuids = [a.uuid for a in bundle.assets]
+    records = {
+        (r.asset_type, r.uuid): (r.source_hash, r.target_hash)
+        for r in PromotedAsset.objects.filter(target=target, uuid__in=uuids)
+    }
+    return Choices(
+        overwrite=bool(params.get("overwrite")),
+        databases=dict(params.get("databases") or {}),
+        saved=DatabaseMapping.choices_for(source, target),
+        conflicts=dict(params.get("conflicts") or {}),
+        records=records,
+    )
+
+
+def plan_bundle(
+    source: Environment, target: Environment, bundle_file: IO[bytes], params: dict[str, Any]
+) -> dict[str, Any]:
+    """The plan for an exported bundle (read-only calls to the target)."""
+    bundle = scan(bundle_file)
+    with sessions.borrow(target) as client:
+        inventory = read_inventory(client, bundle)
+    plan = make_plan(bundle, inventory, choices(source, target, params, bundle))
+    plan["slugs_taken"] = sorted({r["slug"] for r in inventory.dashboards if r.get("slug")})
+    return plan
+
+
+def preview(
+    source: Environment, target: Environment, dashboard_ids: list[int], params: dict[str, Any]
+) -> dict[str, Any]:
+    """Export from the source and plan against the target; nothing is written anywhere."""
+    with tempfile.TemporaryFile() as tmp:
+        with sessions.borrow(source) as client:
+            client.export_dashboards(dashboard_ids, tmp)
+        tmp.seek(0)
+        return plan_bundle(source, target, tmp, params)
+
+
+def remember_choices(source: Environment, target: Environment, plan: dict[str, Any]) -> None:
+    """Explicit map and create choices become this pair's defaults."""
+    DatabaseMapping.remember(
+        source,
+        target,
+        {
+            db["name"]: {"action": db["action"], "target": (db["target"] or {}).get("name", "")}
+            for db in plan["databases"]
+            if db.get("explicit") and db["action"] in ("map", "create")
+        },
+    )
+
+
+# --- applying the plan -------------------------------------------------------------------
+
+
+class Imports:
+    """The bundles a plan needs, each written from the saved export for one importer."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self.plan = plan
+        self.paths = {
+            kind: {item["uuid"]: item["path"] for item in plan[kind]}
+            for kind in ("databases", "datasets", "charts", "dashboards")
+        }
+        self.dataset_db = {d["uuid"]: d["database"] for d in plan["datasets"]}
+        self.chart_dataset = {c["uuid"]: c["dataset"] for c in plan["charts"]}
+        self.databases = {
+            d["uuid"]: {"uuid": d["target"]["uuid"], "name": d["target"]["name"]}
+            for d in plan["databases"]
+            if d["action"] == "map"
+        }
+        self.datasets = {
+            d["uuid"]: d["target_uuid"] for d in plan["datasets"] if d["action"] == "map"
+        }
+        self.slugs = {d["path"]: d["new_slug"] for d in plan["dashboards"] if d.get("new_slug")}
+
+    def transform(self, path: str, document: dict[str, Any]) -> dict[str, Any]:
+        kind = path.split("/", 1)[0]
+        if kind == "databases" and document.get("uuid") in self.databases:
+            # Superset returns the existing connection untouched: its secrets are not needed.
+            document = {
+                k: v
+                for k, v in document.items()
+                if k not in ("ssh_tunnel", "masked_encrypted_extra", "encrypted_extra")
+            }
+        return rewrite_references(
+            kind,
+            document,
+            databases=self.databases,
+            datasets=self.datasets,
+            slug=self.slugs.get(path),
+        )
+
+    def _with_parents(self, datasets: Iterable[str], charts: Iterable[str] = ()) -> list[str]:
+        charts = [c for c in charts if c in self.paths["charts"]]
+        datasets = set(datasets) | {self.chart_dataset[c] for c in charts}
+        datasets = {d for d in datasets if d in self.paths["datasets"]}
+        dbs = {self.dataset_db[d] for d in datasets} & set(self.paths["databases"])
+        return (
+            [self.paths["charts"][c] for c in charts]
+            + [self.paths["datasets"][d] for d in datasets]
+            + [self.paths["databases"][d] for d in dbs]
+        )
+
+    def calls(self) -> list[tuple[str, list[str], bool, str]]:
+        """(resource, bundle paths, overwrite, what) for each import, in order."""
+        plan = self.plan
+        calls: list[tuple[str, list[str], bool, str]] = []
+        replaced = [
+            d for d in plan["databases"] if d["action"] == "replace" and not d.get("exists")
+        ]
+        if replaced:
+            calls.append(
+                (
+                    "database",
+                    [d["path"] for d in replaced],
+                    True,
+                    f"replacing {len(replaced)} connection(s)",
+                )
+            )
+        datasets = [d["uuid"] for d in plan["datasets"] if d["action"] == "update"]
+        if datasets:
+            calls.append(
+                (
+                    "dataset",
+                    self._with_parents(datasets),
+                    True,
+                    f"updating {len(datasets)} dataset(s)",
+                )
+            )
+        charts = [c["uuid"] for c in plan["charts"] if c["action"] == "update"]
+        if charts:
+            calls.append(
+                ("chart", self._with_parents((), charts), True, f"updating {len(charts)} chart(s)")
+            )
+        dashboards = [d for d in plan["dashboards"] if d["action"] in IMPORTED_DASHBOARD_ACTIONS]
+        if dashboards:
+            paths = [d["path"] for d in dashboards] + self._with_parents(
+                {u for d in dashboards for u in d["filter_datasets"]},
+                [u for d in dashboards for u in d["charts"]],
+            )
+            overwrite = any(d["action"] == "update" for d in dashboards)
+            calls.append(
+                ("dashboard", paths, overwrite, f"importing {len(dashboards)} dashboard(s)")
+            )
+        return calls
+
+
+def write_import(saved_name: str, resource: str, paths: list[str], imports: Imports) -> str:
+    """Write the bundle of one import call next to the saved export; return its name."""
+    with default_storage.open(saved_name, "rb") as source, tempfile.TemporaryFile() as out:
+        write_bundle(source, out, BUNDLE_TYPES[resource], dict.fromkeys(paths), imports.transform)
+        out.seek(0)
+        return default_storage.save(f"{saved_name.removesuffix('.zip')}-{resource}.zip", File(out))
+
+
+def import_with_retries(
+    client: Any, resource: str, name: str, *, overwrite: bool, on_strip: Any
+) -> str:
+    """Import ``name``; on an older target, remove the fields it refuses and try again.
+    Returns the name of the bundle last sent (it may have been stripped)."""
+    for attempt in range(MAX_STRIPS + 1):
+        try:
+            with default_storage.open(name, "rb") as bundle:
+                client.import_assets(resource, bundle, overwrite=overwrite)
+            return name
+        except ImportRejected as exc:
+            if not (exc.problems.only_unknown_fields and attempt < MAX_STRIPS):
+                raise
+            name = strip_saved(name, exc.problems.unknown_fields, on_strip)
+    return name
+
+
+def strip_saved(name: str, fields: dict[str, list[str]], on_strip: Any) -> str:
+    with default_storage.open(name, "rb") as source, tempfile.TemporaryFile() as stripped:
+        removed = strip_fields(source, stripped, fields)
+        stripped.seek(0)
+        default_storage.delete(name)
+        name = default_storage.save(name, File(stripped))
+    on_strip(removed)
+    return name
+
+
+# --- checking the result -------------------------------------------------------------------
+
+OUTCOMES = {
+    "create": "created",
+    "update": "updated",
+    "unchanged": "unchanged",
+    "keep": "kept",
+    "map": "mapped",
+    "replace": "replaced",
+    "rename": "created",
+    "take_over": "taken over",
+    "skip": "skipped",
+}
+
+
+def expected_uuid(kind: str, item: dict[str, Any]) -> str:
+    if kind == "datasets":
+        return item["target_uuid"]
+    if kind == "databases" and item["action"] == "map":
+        return item["target"]["uuid"]
+    return item["uuid"]
+
+
+def check(client: Any, plan: dict[str, Any], target_url: str) -> dict[str, Any]:
+    """Read the target again: every planned asset under its planned uuid, every dataset
+    on its planned connection, every imported dashboard with its charts."""
+    present = {k: set() for k in ("databases", "datasets", "charts", "dashboards")}
+    ids: dict[tuple[str, str], int] = {}
+    databases = client.list_databases()
+    db_uuid = {row["id"]: str(row.get("uuid") or "") for row in databases}
+    for row in databases:
+        present["databases"].add(db_uuid[row["id"]])
+        ids[("databases", db_uuid[row["id"]])] = row["id"]
+    wanted = {
+        kind: {expected_uuid(kind, i) for i in plan[kind] if i["action"] != "skip"}
+        for kind in ("datasets", "charts", "dashboards")
+    }
+    dataset_db: dict[str, str] = {}
+    for row in client.find_rows("dataset", "uuid", wanted["datasets"], DATASET_COLUMNS):
+        uuid = str(row["uuid"])
+        present["datasets"].add(uuid)
+        ids[("datasets", uuid)] = row["id"]
+        database = row.get("database") if isinstance(row.get("database"), dict) else {}
+        dataset_db[uuid] = db_uuid.get(database.get("id"), "")
+    for resource, kind, columns in (
+        ("chart", "charts", CHART_COLUMNS),
+        ("dashboard", "dashboards", DASHBOARD_COLUMNS),
+    ):
+        for row in client.find_rows(resource, "uuid", wanted[kind], columns):
+            present[kind].add(str(row["uuid"]))
+            ids[(kind, str(row["uuid"]))] = row["id"]
+
+    copies = target_copies(
+        client,
+        dashboards=[
+            {"id": ids[("dashboards", u)], "uuid": u}
+            for u in wanted["dashboards"]
+            if ("dashboards", u) in ids
+        ],
+        charts=[],
+        datasets=[],
+    )
+    db_target = {d["uuid"]: expected_uuid("databases", d) for d in plan["databases"]}
+    warnings: list[str] = []
+    items: list[dict[str, Any]] = []
+    for kind in ("dashboards", "charts", "datasets", "databases"):
+        for item in plan[kind]:
+            uuid = expected_uuid(kind, item)
+            entry = {
+                "type": kind,
+                "name": item["name"],
+                "uuid": uuid,
+                "outcome": OUTCOMES[item["action"]],
+                "id": ids.get((kind, uuid)),
+            }
+            entry["url"] = _link(target_url, kind, entry["id"])
+            items.append(entry)
+            if item["action"] in ("skip", "keep") and kind != "databases":
+                continue
+            if item["action"] == "skip":
+                continue
+            if uuid not in present[kind]:
+                warnings.append(
+                    f"{_singular(kind)} {item['name']!r} is not on the target under uuid {uuid}."
+                )
+                entry["outcome"] = "missing"
+                continue
+            if kind == "datasets":
+                planned_db = db_target.get(item["database"], item["database"])
+                if dataset_db.get(uuid) != planned_db:
+                    warnings.append(
+                        f"Dataset {item['name']!r} is not on the planned connection "
+                        f"(expected {planned_db}, found {dataset_db.get(uuid) or 'none'})."
+                    )
+            if kind == "dashboards" and item["action"] in IMPORTED_DASHBOARD_ACTIONS:
+                exported = {a.uuid for a in copies.values() if a.type == "charts"}
+                missing = [c for c in item["charts"] if c not in exported]
+                if missing:
+                    warnings.append(
+                        f"Dashboard {item['name']!r} is missing {len(missing)} of its "
+                        f"{len(item['charts'])} chart(s) on the target."
+                    )
+    counts: dict[str, int] = {}
+    for entry in items:
+        counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
+    return {
+        "assets": items,
+        "warnings": warnings,
+        "counts": dict(sorted(counts.items())),
+        "copies": copies,
+    }
+
+
+def remember_writes(
+    target: Environment,
+    plan: dict[str, Any],
+    bundle: BundleAssets,
+    copies: dict[tuple[str, str], Asset],
+    task: Any,
+) -> None:
+    """Record what this migration left on the target, asset by asset (PromotedAsset)."""
+    source = {(a.type, a.uuid): a for a in bundle.assets}
+    for kind in ("datasets", "charts", "dashboards"):
+        for item in plan[kind]:
+            if item["action"] not in ("create", "update", "unchanged", "rename", "take_over"):
+                continue
+            uuid = expected_uuid(kind, item)
+            copy, original = copies.get((kind, uuid)), source.get((kind, item["uuid"]))
+            if copy is None or original is None:
+                continue
+            PromotedAsset.objects.update_or_create(
+                target=target,
+                asset_type=kind,
+                uuid=uuid,
+                defaults={
+                    "source_hash": original.exact,
+                    "target_hash": copy.exact,
+                    "task": task,
+                },
+            )
+
+
+def _singular(kind: str) -> str:
+    return {"databases": "Connection", "datasets": "Dataset", "charts": "Chart"}.get(
+        kind, "Dashboard"
+    )
+
+
+def _link(url: str, kind: str, object_id: int | None) -> str | None:
+    if object_id is None:
+        return None
+    return {
+        "dashboards": f"{url}/superset/dashboard/{object_id}/",
+        "charts": f"{url}/explore/?slice_id={object_id}",
+        "datasets": f"{url}/explore/?datasource_type=table&datasource_id={object_id}",
+        "databases": f"{url}/databaseview/list/",
+    }[kind]

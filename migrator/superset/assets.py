@@ -1,0 +1,298 @@
+"""The assets inside a dashboard bundle, their fingerprints, and bundles rewritten for a plan.
+
+Pure functions: no HTTP, no Django. Members are read one at a time, so memory holds the
+identity of each asset (a few strings) and one YAML document, whatever the bundle size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import yaml
+
+from migrator.superset.bundle import (
+    PASSWORD_MASK,
+    SSH_SECRET_FIELDS,
+    load_member,
+    mask_uri,
+    split_uri_password,
+)
+from migrator.superset.errors import InvalidBundle
+
+ASSET_TYPES = ("databases", "datasets", "charts", "dashboards")
+# metadata.yaml ``type`` of each importer (``POST /api/v1/<resource>/import/``).
+BUNDLE_TYPES = {
+    "dashboard": "Dashboard",
+    "chart": "Slice",
+    "dataset": "SqlaTable",
+    "database": "Database",
+}
+# Charts, datasets and dashboards can be large (a dashboard's position of hundreds of
+# charts); a database YAML is small. Both caps keep a hostile ZIP from being inflated.
+MAX_ASSET_YAML_BYTES = 16 * 1024 * 1024
+
+# Keys whose values are ids of the Superset that wrote the file (they differ between two
+# Supersets holding the same asset), or that Superset derives again on import.
+_ENVIRONMENT_KEYS = frozenset(
+    {
+        "chartId",
+        "slice_id",
+        "datasource_id",
+        "datasource_name",
+        "datasetId",
+        "query_context",
+        "version",
+        # Dashboards' json_metadata keyed or filled by chart ids.
+        "chart_configuration",
+        "global_chart_configuration",
+        "expanded_slices",
+        "timed_refresh_immune_slices",
+        "filter_scopes",
+        "positions",
+        "chartsInScope",
+        "shared_label_colors",
+        "color_scheme_domain",
+        "map_label_colors",
+    }
+)
+# References to other assets, compared separately (a mapping rewrites them).
+_REFERENCE_KEYS = frozenset({"database_uuid", "dataset_uuid", "datasetUuid"})
+
+
+@dataclass(frozen=True)
+class Asset:
+    type: str
+    """One of ASSET_TYPES."""
+    path: str
+    """Bundle path without the root folder, e.g. ``charts/Sales_by_Region_1.yaml``."""
+    uuid: str
+    name: str
+    """What a person calls it: a connection's or chart's name, a dataset's
+    ``schema.table``, a dashboard's title."""
+    exact: str
+    """Hash of the document as written (what changed since a previous export)."""
+    content: str
+    """Hash without ids and references: equal for the same asset in two Supersets."""
+    slug: str | None = None
+    schema: str | None = None
+    table: str | None = None
+    database_uuid: str | None = None
+    dataset_uuid: str | None = None
+    chart_uuids: tuple[str, ...] = ()
+    dataset_uuids: tuple[str, ...] = ()
+    """Dashboards: the datasets their native filters use."""
+    uri_masked: str = ""
+    needs_password: bool = False
+    ssh_secrets: tuple[str, ...] = ()
+
+
+@dataclass
+class BundleAssets:
+    root: str
+    assets: list[Asset] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[Asset]:
+        return [a for a in self.assets if a.type == kind]
+
+    def by_uuid(self, kind: str) -> dict[str, Asset]:
+        return {a.uuid: a for a in self.assets if a.type == kind}
+
+
+def scan(source: str | os.PathLike[str] | IO[bytes]) -> BundleAssets:
+    """Every database, dataset, chart and dashboard of a bundle, with its fingerprints."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            root, members = _members(archive)
+            found = BundleAssets(root=root)
+            for path, info in members:
+                kind = path.split("/", 1)[0]
+                if kind in ASSET_TYPES and path.endswith((".yaml", ".yml")):
+                    document = load_member(archive, info, path, MAX_ASSET_YAML_BYTES)
+                    found.assets.append(_asset(kind, path, document))
+            return found
+    except zipfile.BadZipFile as exc:
+        raise InvalidBundle(f"The file is not a ZIP archive ({exc}).") from exc
+
+
+def _members(archive: zipfile.ZipFile) -> tuple[str, list[tuple[str, zipfile.ZipInfo]]]:
+    files = [info for info in archive.infolist() if not info.is_dir()]
+    roots = {info.filename.split("/", 1)[0] for info in files}
+    if len(roots) != 1 or any("/" not in info.filename for info in files):
+        raise InvalidBundle(
+            "The ZIP archive is not a Superset export: its files are not all inside one root folder."
+        )
+    return roots.pop(), [(info.filename.split("/", 1)[1], info) for info in files]
+
+
+def _asset(kind: str, path: str, doc: dict[str, Any]) -> Asset:
+    uuid = str(doc.get("uuid") or "")
+    if not uuid:
+        raise InvalidBundle(f"{path} in the bundle has no uuid.")
+    common = {"type": kind, "path": path, "uuid": uuid, **fingerprints(doc)}
+    if kind == "databases":
+        uri = str(doc.get("sqlalchemy_uri") or "")
+        tunnel = doc.get("ssh_tunnel") if isinstance(doc.get("ssh_tunnel"), dict) else {}
+        return Asset(
+            **common,
+            name=str(doc.get("database_name") or path),
+            uri_masked=mask_uri(uri),
+            needs_password=split_uri_password(uri)[0] == PASSWORD_MASK,
+            ssh_secrets=tuple(f for f in SSH_SECRET_FIELDS if tunnel.get(f) == PASSWORD_MASK),
+        )
+    if kind == "datasets":
+        schema = doc.get("schema")
+        table = str(doc.get("table_name") or "")
+        return Asset(
+            **common,
+            name=f"{schema}.{table}" if schema else table,
+            schema=None if schema is None else str(schema),
+            table=table,
+            database_uuid=str(doc.get("database_uuid") or ""),
+        )
+    if kind == "charts":
+        return Asset(
+            **common,
+            name=str(doc.get("slice_name") or path),
+            dataset_uuid=str(doc.get("dataset_uuid") or ""),
+        )
+    return Asset(
+        **common,
+        name=str(doc.get("dashboard_title") or path),
+        slug=doc.get("slug") or None,
+        chart_uuids=tuple(chart_uuids(doc)),
+        dataset_uuids=tuple(filter_dataset_uuids(doc)),
+    )
+
+
+def chart_uuids(dashboard: dict[str, Any]) -> list[str]:
+    position = dashboard.get("position")
+    if not isinstance(position, dict):
+        return []
+    found = []
+    for node in position.values():
+        if isinstance(node, dict) and node.get("type") == "CHART":
+            meta = node.get("meta") if isinstance(node.get("meta"), dict) else {}
+            if meta.get("uuid"):
+                found.append(str(meta["uuid"]))
+    return list(dict.fromkeys(found))
+
+
+def filter_dataset_uuids(dashboard: dict[str, Any]) -> list[str]:
+    found = []
+    for target in _native_filter_targets(dashboard):
+        if target.get("datasetUuid"):
+            found.append(str(target["datasetUuid"]))
+    return list(dict.fromkeys(found))
+
+
+def _native_filter_targets(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    metadata = dashboard.get("metadata")
+    filters = metadata.get("native_filter_configuration") if isinstance(metadata, dict) else None
+    for native_filter in filters if isinstance(filters, list) else []:
+        targets = native_filter.get("targets") if isinstance(native_filter, dict) else None
+        for target in targets if isinstance(targets, list) else []:
+            if isinstance(target, dict):
+                yield target
+
+
+def fingerprints(doc: dict[str, Any]) -> dict[str, str]:
+    exact = {k: v for k, v in doc.items() if k != "version"}
+    return {"exact": _hash(exact), "content": _hash(_without_ids(doc))}
+
+
+def _hash(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _without_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_ids(v)
+            for k, v in value.items()
+            if k not in _ENVIRONMENT_KEYS
+            and k not in _REFERENCE_KEYS
+            and not (k == "datasource" and isinstance(v, str))
+            and not (k == "id" and isinstance(v, int))
+        }
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
+# --- writing ---------------------------------------------------------------------------
+
+Transform = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def write_bundle(
+    source: str | os.PathLike[str] | IO[bytes],
+    dest: IO[bytes],
+    bundle_type: str,
+    paths: Iterable[str],
+    transform: Transform,
+) -> None:
+    """A bundle of ``bundle_type`` (metadata.yaml ``type``) holding ``paths`` of
+    ``source``, each document passed through ``transform(path, document)``."""
+    wanted = set(paths)
+    with (
+        zipfile.ZipFile(source) as archive,
+        zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
+        root, members = _members(archive)
+        metadata = {
+            "version": "1.0.0",
+            "type": bundle_type,
+            "timestamp": datetime.now(UTC).isoformat(),
+        }
+        out.writestr(f"{root}/metadata.yaml", yaml.safe_dump(metadata))
+        for path, info in members:
+            if path not in wanted:
+                continue
+            document = transform(path, load_member(archive, info, path, MAX_ASSET_YAML_BYTES))
+            out.writestr(
+                f"{root}/{path}", yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+            )
+
+
+def rewrite_references(
+    kind: str,
+    doc: dict[str, Any],
+    *,
+    databases: dict[str, dict[str, str]],
+    datasets: dict[str, str],
+    slug: str | None = None,
+) -> dict[str, Any]:
+    """Point ``doc`` at the target's own assets.
+
+    ``databases`` maps a source connection's uuid to the target connection it uses
+    (``{"uuid", "name"}``); ``datasets`` maps a source dataset's uuid to the target
+    dataset's uuid. A dashboard gets ``slug`` when given (imported under a new slug).
+    """
+    if kind == "databases" and doc.get("uuid") in databases:
+        chosen = databases[doc["uuid"]]
+        # Superset then finds the target's connection by uuid and leaves it untouched.
+        doc = {**doc, "uuid": chosen["uuid"], "database_name": chosen["name"]}
+    elif kind == "datasets":
+        doc = dict(doc)
+        if doc.get("database_uuid") in databases:
+            doc["database_uuid"] = databases[doc["database_uuid"]]["uuid"]
+        if doc.get("uuid") in datasets:
+            doc["uuid"] = datasets[doc["uuid"]]
+    elif kind == "charts" and doc.get("dataset_uuid") in datasets:
+        doc = {**doc, "dataset_uuid": datasets[doc["dataset_uuid"]]}
+    elif kind == "dashboards":
+        doc = dict(doc)
+        if slug is not None:
+            doc["slug"] = slug
+        for target in _native_filter_targets(doc):
+            if target.get("datasetUuid") in datasets:
+                target["datasetUuid"] = datasets[target["datasetUuid"]]
+    return doc
