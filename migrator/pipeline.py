@@ -18,8 +18,7 @@ from migrator import passwords, promote, sessions
 from migrator.models import Environment, Promotion
 from migrator.plan import PlanError, resolve_conflicts
 from migrator.plan import assets as plan_assets
-from migrator.superset.assets import scan
-from migrator.superset.bundle import inspect_bundle
+from migrator.superset.bundle import ImportProblems, inspect_bundle, strip_fields
 from migrator.superset.errors import ImportRejected, SupersetError
 from tasks_app import engine, live
 from tasks_app.engine import NeedsInput, StepContext, TaskFailed
@@ -179,26 +178,32 @@ def import_step(ctx: StepContext) -> None:
     started = time.monotonic()
     for resource, paths, overwrite, what in calls:
         ctx.check_cancelled()
-        written = promote.write_import(name, resource, paths, imports)
-        try:
-            with sessions.borrow(target) as client:
-                written = promote.import_with_retries(
-                    client,
-                    resource,
-                    written,
-                    overwrite=overwrite,
-                    on_strip=lambda removed: _log_stripped(ctx, target, removed),
+        for attempt in range(promote.MAX_STRIPS + 1):
+            written = promote.write_import(name, resource, paths, imports)
+            try:
+                with (
+                    sessions.borrow(target) as client,
+                    default_storage.open(written, "rb") as bundle,
+                ):
+                    client.import_assets(resource, bundle, overwrite=overwrite)
+                break
+            except ImportRejected as exc:
+                if exc.problems.only_unknown_fields and attempt < promote.MAX_STRIPS:
+                    # Stripped in the saved export itself: a prompt's answers are
+                    # checked against it, and the next call is written from it.
+                    name = _strip_unknown_fields(ctx, target, name, exc.problems)
+                    continue
+                _refused(ctx, target, name, exc)
+            except SupersetError as exc:
+                ctx.log.error(
+                    f"Import failed ({what}): {exc.message}",
+                    environment=target.name,
+                    status=exc.status,
                 )
-            ctx.log.info(f"{target.name}: {what}", files=len(paths), overwrite=overwrite)
-        except ImportRejected as exc:
-            _refused(ctx, target, name, exc)
-        except SupersetError as exc:
-            ctx.log.error(
-                f"Import failed ({what}): {exc.message}", environment=target.name, status=exc.status
-            )
-            raise _failed("target", target, exc) from exc
-        finally:
-            default_storage.delete(written)
+                raise _failed("target", target, exc) from exc
+            finally:
+                default_storage.delete(written)
+        ctx.log.info(f"{target.name}: {what}", files=len(paths), overwrite=overwrite)
     ctx.log.info(f"Imported into {target.name}", environment=target.name, duration_ms=_ms(started))
 
 
@@ -212,10 +217,7 @@ def verify_step(ctx: StepContext) -> None:
             result = promote.check(client, promotion.plan, target.url)
     except SupersetError as exc:
         raise _failed("target", target, exc) from exc
-    with default_storage.open(name, "rb") as bundle:
-        promote.remember_writes(
-            target, promotion.plan, scan(bundle), result.pop("copies"), ctx.task
-        )
+    promote.remember_writes(target, promotion.plan, result.pop("copies"), ctx.task)
     promotion.report = result
     promotion.save(update_fields=["report", "updated_at"])
     live.task_changed(ctx.task)
@@ -234,12 +236,22 @@ def verify_step(ctx: StepContext) -> None:
         )
 
 
-def _log_stripped(ctx: StepContext, target: Environment, removed: list[str]) -> None:
+def _strip_unknown_fields(
+    ctx: StepContext, target: Environment, name: str, problems: ImportProblems
+) -> str:
+    """Remove the fields an older Superset (4.1) refuses; keep the result as the checkpoint."""
+    with default_storage.open(name, "rb") as source, tempfile.TemporaryFile() as stripped:
+        removed = strip_fields(source, stripped, problems.unknown_fields)
+        stripped.seek(0)
+        default_storage.delete(name)
+        name = default_storage.save(name, File(stripped))
+    ctx.checkpoint["bundle"] = name
     ctx.log.warning(
         f"{target.name} is an older Superset that does not know {len(removed)} field(s) of this "
         "bundle (added by a newer Superset); they were removed and the import is tried again.",
         removed=removed[:100],
     )
+    return name
 
 
 def _refused(ctx: StepContext, target: Environment, name: str, exc: ImportRejected) -> None:
@@ -312,7 +324,7 @@ def start_migration(
             "target": target.as_ref(),
             "dashboards": [{"id": d["id"], "title": d.get("title", "")} for d in dashboards],
             "overwrite": overwrite,
-            "databases": databases or {},
-            "conflicts": conflicts or {},
+            **({"databases": databases} if databases else {}),
+            **({"conflicts": conflicts} if conflicts else {}),
         },
     )

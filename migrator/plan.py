@@ -296,6 +296,7 @@ def _dataset(
         "uuid": ds.uuid,
         "name": ds.name,
         "path": ds.path,
+        "exact": ds.exact,
         "database": ds.database_uuid,
         "target": None,
         "target_uuid": ds.uuid,
@@ -339,6 +340,7 @@ def _chart(
         "uuid": chart.uuid,
         "name": chart.name,
         "path": chart.path,
+        "exact": chart.exact,
         "dataset": chart.dataset_uuid,
         "target": None,
     }
@@ -365,6 +367,7 @@ def _dashboard(
         "name": dash.name,
         "slug": dash.slug,
         "path": dash.path,
+        "exact": dash.exact,
         "charts": list(dash.chart_uuids),
         "filter_datasets": list(dash.dataset_uuids),
         "target": None,

@@ -28,8 +28,6 @@ from migrator.superset.assets import (
     scan,
     write_bundle,
 )
-from migrator.superset.bundle import strip_fields
-from migrator.superset.errors import ImportRejected
 
 DATASET_COLUMNS = ["id", "uuid", "table_name", "schema", "database.id"]
 CHART_COLUMNS = ["id", "uuid", "slice_name"]
@@ -302,33 +300,6 @@ def write_import(saved_name: str, resource: str, paths: list[str], imports: Impo
         return default_storage.save(f"{saved_name.removesuffix('.zip')}-{resource}.zip", File(out))
 
 
-def import_with_retries(
-    client: Any, resource: str, name: str, *, overwrite: bool, on_strip: Any
-) -> str:
-    """Import ``name``; on an older target, remove the fields it refuses and try again.
-    Returns the name of the bundle last sent (it may have been stripped)."""
-    for attempt in range(MAX_STRIPS + 1):
-        try:
-            with default_storage.open(name, "rb") as bundle:
-                client.import_assets(resource, bundle, overwrite=overwrite)
-            return name
-        except ImportRejected as exc:
-            if not (exc.problems.only_unknown_fields and attempt < MAX_STRIPS):
-                raise
-            name = strip_saved(name, exc.problems.unknown_fields, on_strip)
-    return name
-
-
-def strip_saved(name: str, fields: dict[str, list[str]], on_strip: Any) -> str:
-    with default_storage.open(name, "rb") as source, tempfile.TemporaryFile() as stripped:
-        removed = strip_fields(source, stripped, fields)
-        stripped.seek(0)
-        default_storage.delete(name)
-        name = default_storage.save(name, File(stripped))
-    on_strip(removed)
-    return name
-
-
 # --- checking the result -------------------------------------------------------------------
 
 OUTCOMES = {
@@ -443,28 +414,23 @@ def check(client: Any, plan: dict[str, Any], target_url: str) -> dict[str, Any]:
 
 
 def remember_writes(
-    target: Environment,
-    plan: dict[str, Any],
-    bundle: BundleAssets,
-    copies: dict[tuple[str, str], Asset],
-    task: Any,
+    target: Environment, plan: dict[str, Any], copies: dict[tuple[str, str], Asset], task: Any
 ) -> None:
     """Record what this migration left on the target, asset by asset (PromotedAsset)."""
-    source = {(a.type, a.uuid): a for a in bundle.assets}
     for kind in ("datasets", "charts", "dashboards"):
         for item in plan[kind]:
             if item["action"] not in ("create", "update", "unchanged", "rename", "take_over"):
                 continue
             uuid = expected_uuid(kind, item)
-            copy, original = copies.get((kind, uuid)), source.get((kind, item["uuid"]))
-            if copy is None or original is None:
+            copy = copies.get((kind, uuid))
+            if copy is None:
                 continue
             PromotedAsset.objects.update_or_create(
                 target=target,
                 asset_type=kind,
                 uuid=uuid,
                 defaults={
-                    "source_hash": original.exact,
+                    "source_hash": item["exact"],
                     "target_hash": copy.exact,
                     "task": task,
                 },

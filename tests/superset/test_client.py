@@ -681,7 +681,7 @@ def test_it_reports_dashboards_missing_on_the_source(fake, client) -> None:
     with pytest.raises(SupersetAPIError) as excinfo:
         client.export_dashboards([1, 42], io.BytesIO())
     assert excinfo.value.status == 404
-    assert "not found on the source" in excinfo.value.message
+    assert "not found on http://superset.test" in excinfo.value.message
     assert "1, 42" in excinfo.value.message
 
 

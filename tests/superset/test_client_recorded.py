@@ -119,7 +119,7 @@ def test_it_reports_the_recorded_export_404(fake, client) -> None:
     with pytest.raises(SupersetAPIError) as excinfo:
         client.export_dashboards([999999], io.BytesIO())
     assert excinfo.value.status == 404
-    assert "999999: at least one was not found on the source" in excinfo.value.message
+    assert "999999: at least one was not found on http://superset.test" in excinfo.value.message
     (call,) = fake.calls_to("/api/v1/dashboard/export/")
     assert call.request.path_url == saved["request"]["path"]
 
