@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -12,12 +12,14 @@ from ninja import NinjaAPI, Router, Schema
 from ninja import Status as Reply
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import django_auth
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from migrator.forms import EnvironmentForm, MigrationForm
-from migrator.models import Environment
+from migrator import promote
+from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
+from migrator.models import DatabaseMapping, Environment
 from migrator.passwords import ANSWER_GROUPS, GROUP_OF_TYPE
 from migrator.pipeline import start_migration
+from migrator.plan import PlanError
 from migrator.superset.errors import SupersetError
 from tasks_app import engine
 from tasks_app.api import ErrorOut, TaskOut, task_json
@@ -248,30 +250,164 @@ def list_dashboards(request: HttpRequest, env_id: int, search: str = "") -> Any:
 migrations = Router(tags=["migrations"])
 
 
+class DatabaseChoiceIn(Schema):
+    action: Literal["map", "create", "replace"] = Field(
+        description="map: use a target connection (no password, it is not changed); create "
+        "it on the target; replace the target's connection of the same name with the source's"
+    )
+    target: int | str | None = Field(
+        None, description="For map: the target connection's id, name or uuid"
+    )
+
+    @model_validator(mode="after")
+    def _map_names_a_target(self) -> DatabaseChoiceIn:
+        if self.action == "map" and self.target in (None, ""):
+            raise ValueError("map needs the target connection: give `target`.")
+        return self
+
+
 class MigrationIn(Schema):
     source: int | str = Field(description="Environment id or name")
     target: int | str = Field(description="Environment id or name")
     dashboards: list[int] = Field(min_length=1, max_length=1000)
     overwrite: bool = False
+    databases: dict[str, DatabaseChoiceIn] = Field(
+        default_factory=dict,
+        description="Per source connection (name or uuid), what it becomes on the target. "
+        "Left out: the saved mapping of this source → target pair, else the target's "
+        "connection of the same name (map), else create.",
+    )
+    conflicts: dict[str, Literal["rename", "take_over", "skip"]] = Field(
+        default_factory=dict,
+        description="Per dashboard (uuid or slug) whose slug the target already uses for "
+        "another dashboard. Left out: the task asks.",
+    )
+
+    def choices(self) -> dict[str, Any]:
+        return {
+            "databases": {
+                k: {key: v for key, v in c.dict().items() if v is not None}
+                for k, c in self.databases.items()
+            },
+            "conflicts": dict(self.conflicts),
+        }
+
+
+class PlanOut(Schema):
+    plan: dict[str, Any]
+
+
+class MappingsIO(Schema):
+    mappings: dict[str, DatabaseChoiceIn] = Field(
+        description="Source connection name -> what it becomes on the target (map or create)"
+    )
+
+
+def _validated_migration(request: HttpRequest, payload: MigrationIn) -> tuple[Any, dict]:
+    form = MigrationForm(payload.dict(include={"source", "target", "dashboards", "overwrite"}))
+    if not form.is_valid():
+        raise _Invalid("Invalid migration.", _form_errors(form))
+    data = form.cleaned_data
+    choices = payload.choices()
+    try:
+        errors = promote.check_choices(
+            data["source"], data["target"], data["dashboards"], **choices
+        )
+    except SupersetError as exc:
+        raise HttpError(502, exc.message) from exc
+    if errors:
+        raise _Invalid("Invalid choices.", errors)
+    return form, choices
+
+
+class _Invalid(Exception):
+    def __init__(self, detail: str, errors: dict[str, list[str]]) -> None:
+        super().__init__(detail)
+        self.detail, self.errors = detail, errors
+
+
+@api.exception_handler(_Invalid)
+def _invalid(request: HttpRequest, exc: _Invalid) -> HttpResponse:
+    return _error(request, 400, exc.detail, exc.errors)
 
 
 @migrations.post(
     "/migrations",
-    response={201: TaskOut, 400: ErrorOut},
+    response={201: TaskOut, 400: ErrorOut, 502: ErrorOut},
     summary="Start a migration task (returns at once)",
 )
 def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
-    form = MigrationForm(payload.dict())
-    if not form.is_valid():
-        return Reply(400, {"detail": "Invalid migration.", "errors": _form_errors(form)})
+    form, choices = _validated_migration(request, payload)
     task = start_migration(
         owner=request.user,
         source=form.cleaned_data["source"],
         target=form.cleaned_data["target"],
         dashboards=form.dashboard_refs({}),
         overwrite=form.cleaned_data["overwrite"],
+        **choices,
     )
     return Reply(201, task_json(task))
+
+
+@migrations.post(
+    "/migrations/plan",
+    response={200: PlanOut, 400: ErrorOut, 502: ErrorOut},
+    summary="What a migration would do on the target, asset by asset; changes nothing",
+    description="The body of `POST /api/migrations`. The source's dashboards are exported "
+    "and the target is only read.",
+)
+def plan_migration(request: HttpRequest, payload: MigrationIn) -> Any:
+    form, choices = _validated_migration(request, payload)
+    data = form.cleaned_data
+    try:
+        plan = promote.preview(
+            data["source"],
+            data["target"],
+            data["dashboards"],
+            {"overwrite": data["overwrite"], **choices},
+        )
+    except PlanError as exc:
+        return Reply(400, {"detail": "The migration cannot be planned.", "errors": exc.errors})
+    except SupersetError as exc:
+        return Reply(502, {"detail": exc.message})
+    return {"plan": plan}
+
+
+@envs.get(
+    "/environments/{source}/mappings/{target}",
+    response={200: MappingsIO, 404: ErrorOut},
+    summary="The connection mappings saved for migrations from source to target",
+)
+def get_mappings(request: HttpRequest, source: str, target: str) -> Any:
+    src, tgt = _environment_pair(source, target)
+    return {"mappings": DatabaseMapping.choices_for(src, tgt)}
+
+
+@envs.put(
+    "/environments/{source}/mappings/{target}",
+    response={200: MappingsIO, 400: ErrorOut, 404: ErrorOut},
+    summary="Replace the connection mappings saved for migrations from source to target",
+    description="`replace` is never saved: it is chosen for each migration.",
+)
+def put_mappings(request: HttpRequest, source: str, target: str, payload: MappingsIO) -> Any:
+    src, tgt = _environment_pair(source, target)
+    choices = {
+        k: {key: v for key, v in c.dict().items() if v is not None}
+        for k, c in payload.mappings.items()
+    }
+    if any(c["action"] == "replace" for c in choices.values()):
+        raise _Invalid(
+            "Invalid mappings.", {"mappings": ["replace is chosen per migration, never saved."]}
+        )
+    DatabaseMapping.replace_all(src, tgt, choices)
+    return {"mappings": DatabaseMapping.choices_for(src, tgt)}
+
+
+def _environment_pair(source: str, target: str) -> tuple[Environment, Environment]:
+    src, tgt = resolve_environment(source), resolve_environment(target)
+    if src is None or tgt is None:
+        raise Http404
+    return src, tgt
 
 
 class ResumeIn(Schema):
@@ -282,6 +418,10 @@ class ResumeIn(Schema):
     ssh_tunnel_private_keys: dict[str, str] = Field(default_factory=dict)
     ssh_tunnel_private_key_passwords: dict[str, str] = Field(default_factory=dict)
     overwrite: bool = False
+    conflicts: dict[str, Literal["rename", "take_over", "skip"]] = Field(
+        default_factory=dict,
+        description="Dashboard uuid (the `key` of a `conflict` field) -> rename, take_over or skip",
+    )
 
 
 @migrations.post(
@@ -301,6 +441,7 @@ def resume_task(request: HttpRequest, task_id: int, payload: ResumeIn) -> Any:
         for key, value in getattr(payload, name).items():
             answers[f"{kind}:{key}"] = value
         getattr(payload, name).clear()
+    answers.update({f"conflict:{key}": value for key, value in payload.conflicts.items()})
     pending = task.pending_input
     if payload.overwrite and pending is not None:
         answers.update({field_id(f): True for f in pending.fields if f["type"] == "overwrite"})

@@ -192,6 +192,15 @@ class DatabaseMapping(models.Model):
         }
 
     @classmethod
+    def replace_all(
+        cls, source: Environment, target: Environment, choices: dict[str, dict[str, str]]
+    ) -> None:
+        cls.objects.filter(source=source, target=target).exclude(
+            source_database__in=list(choices)
+        ).delete()
+        cls.remember(source, target, choices)
+
+    @classmethod
     def remember(
         cls, source: Environment, target: Environment, choices: dict[str, dict[str, str]]
     ) -> None:
@@ -204,7 +213,7 @@ class DatabaseMapping(models.Model):
                 source_database=name,
                 defaults={
                     "action": choice["action"],
-                    "target_database": choice.get("target", "")
+                    "target_database": str(choice.get("target", ""))
                     if choice["action"] == cls.Action.MAP
                     else "",
                 },

@@ -281,6 +281,13 @@ def describe(task: Task) -> dict[str, Any]:
     }
 
 
+def details(task: Task) -> dict[str, Any]:
+    promotion = Promotion.objects.filter(task=task).first()
+    if promotion is None:
+        return {"plan": None, "report": None}
+    return {"plan": promotion.plan, "report": promotion.report}
+
+
 def cleanup(task: Task) -> None:
     name = task.checkpoint.get("bundle")
     if name and default_storage.exists(name):
@@ -302,6 +309,7 @@ MIGRATION = engine.register(
         describe=describe,
         cleanup=cleanup,
         answer=passwords.answer,
+        details=details,
     )
 )
 

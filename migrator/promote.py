@@ -183,6 +183,46 @@ def preview(
         return plan_bundle(source, target, tmp, params)
 
 
+def check_choices(
+    source: Environment,
+    target: Environment,
+    dashboard_ids: list[int],
+    *,
+    databases: dict[str, dict[str, Any]],
+    conflicts: dict[str, str],
+) -> dict[str, list[str]]:
+    """Errors naming each choice that refers to nothing (read-only calls, only for
+    what was chosen): a source connection, a target connection, a dashboard."""
+    errors: dict[str, list[str]] = {}
+    if databases:
+        with sessions.borrow(source) as client:
+            rows = client.list_databases()
+        known = {r.get("database_name") for r in rows} | {str(r.get("uuid")) for r in rows}
+        for key in databases:
+            if key not in known:
+                errors.setdefault("databases", []).append(f"The source has no connection {key!r}.")
+        wanted = [c["target"] for c in databases.values() if c.get("action") == "map"]
+        if wanted:
+            with sessions.borrow(target) as client:
+                rows = client.list_databases()
+            known = {str(r.get(k)) for r in rows for k in ("id", "uuid", "database_name")}
+            for ref in wanted:
+                if str(ref) not in known:
+                    errors.setdefault("databases", []).append(
+                        f"The target has no connection {ref!r}."
+                    )
+    if conflicts:
+        with sessions.borrow(source) as client:
+            rows = client.get_dashboards(dashboard_ids)
+        known = {str(r.get("uuid")) for r in rows} | {r["slug"] for r in rows if r.get("slug")}
+        for key in conflicts:
+            if key not in known:
+                errors.setdefault("conflicts", []).append(
+                    f"{key!r} is not the uuid or slug of a dashboard chosen."
+                )
+    return errors
+
+
 def remember_choices(source: Environment, target: Environment, plan: dict[str, Any]) -> None:
     """Explicit map and create choices become this pair's defaults."""
     DatabaseMapping.remember(

@@ -28,6 +28,12 @@ class InputFieldOut(Schema):
     database_name: str | None
     uri_masked: str | None
     error: str
+    options: list[list[str]] | None = Field(
+        None, description="For a choice: [value, description] pairs; answer with a value."
+    )
+    dashboard: str | None = None
+    slug: str | None = None
+    target_dashboard: dict[str, Any] | None = None
 
 
 class InputRequestOut(Schema):
@@ -56,6 +62,12 @@ class TaskOut(Schema):
     error: str
     owner: str | None
     input_request: InputRequestOut | None = None
+    plan: dict[str, Any] | None = Field(
+        None, description="What the task will do, asset by asset (one task's answer only)."
+    )
+    report: dict[str, Any] | None = Field(
+        None, description="What the task did, checked afterwards (one task's answer only)."
+    )
 
 
 class TaskPage(Schema):
@@ -110,6 +122,7 @@ def input_request_json(task: Task) -> dict[str, Any] | None:
             "database_name": f.get("database_name"),
             "uri_masked": f.get("uri_masked"),
             "error": f.get("error", ""),
+            **{k: f[k] for k in ("options", "dashboard", "slug", "target_dashboard") if k in f},
         }
         for f in request.fields
     ]
@@ -122,7 +135,9 @@ def input_request_json(task: Task) -> dict[str, Any] | None:
     }
 
 
-def task_json(task: Task) -> dict[str, Any]:
+def task_json(task: Task, *, details: bool = True) -> dict[str, Any]:
+    """A task as the API answers it; ``details`` adds what its kind keeps besides
+    (a query or two: left out of lists)."""
     params = task.params or {}
     return {
         "id": task.pk,
@@ -139,7 +154,15 @@ def task_json(task: Task) -> dict[str, Any]:
         "error": task.error,
         "owner": task.owner.get_username() if task.owner_id else None,
         "input_request": input_request_json(task),
+        **(_kind_details(task) if details else {}),
     }
+
+
+def _kind_details(task: Task) -> dict[str, Any]:
+    try:
+        return engine.get_kind(task.kind).details(task)
+    except LookupError:
+        return {}
 
 
 @router.get("/tasks", response=TaskPage, summary="List tasks, newest first")
@@ -151,7 +174,7 @@ def list_tasks(request: HttpRequest, filters: Query[TaskListParams]) -> dict[str
     )
     window = tasks[filters.offset : filters.offset + filters.limit]
     return {
-        "items": [task_json(t) for t in window],
+        "items": [task_json(t, details=False) for t in window],
         "total": tasks.count(),
         "limit": filters.limit,
         "offset": filters.offset,

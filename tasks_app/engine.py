@@ -89,6 +89,8 @@ class TaskKind:
     # {field id: error} for the answers that were wrong. Runs in the web
     # process, so secrets never travel to a worker.
     answer: Callable[[Task, InputRequest, dict[str, Any]], dict[str, str]] = _no_answers
+    # Extra keys of one task's JSON (``GET /api/tasks/{id}``), e.g. a plan and a report.
+    details: Callable[[Task], dict[str, Any]] = lambda task: {}
 
     def step_named(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
