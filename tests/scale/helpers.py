@@ -45,14 +45,26 @@ class Socket:
     def events(self, **match: Any) -> list[dict[str, Any]]:
         return [r.data for r in self.received if all(r.data.get(k) == v for k, v in match.items())]
 
+    def versions(self, task_id: int) -> dict[int, str]:
+        """The task's states received, status by version (one per change however
+        often it came)."""
+        return {e["version"]: e["status"] for e in self.events(id=task_id) if "version" in e}
+
     def statuses(self, task_id: int) -> list[str]:
-        """The task's successive statuses (an event that changed only the row,
-        e.g. the dashboards' titles filled in, repeats the status: dropped)."""
+        """The task's successive statuses in the order of their versions, not of
+        arrival: processes publish in no particular order, the version says which
+        change came first. A change that kept the status (e.g. the dashboards'
+        titles filled in) is dropped."""
         changes: list[str] = []
-        for event in self.events(id=task_id):
-            if not changes or changes[-1] != event["status"]:
-                changes.append(event["status"])
+        for _, status in sorted(self.versions(task_id).items()):
+            if not changes or changes[-1] != status:
+                changes.append(status)
         return changes
+
+    def last_status(self, task_id: int) -> str | None:
+        """What a browser shows after these messages: the status of the newest version."""
+        versions = self.versions(task_id)
+        return versions[max(versions)] if versions else None
 
 
 class Listeners:

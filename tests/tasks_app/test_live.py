@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -49,6 +49,18 @@ class HangingLayer(_FakeRedis):
         await asyncio.sleep(3600)
 
 
+class StuckLayer(_FakeRedis):
+    """A Redis that holds every send until the test lets go (then refuses it)."""
+
+    let_go = threading.Event()
+    taken = 0
+
+    async def group_send(self, group, message):
+        StuckLayer.taken += 1
+        await asyncio.get_running_loop().run_in_executor(None, StuckLayer.let_go.wait)
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+
 class DownLayer(_FakeRedis):
     """A Redis that is down: every call fails, until it is "up" again."""
 
@@ -77,15 +89,31 @@ def fast_timeout(monkeypatch):
     monkeypatch.setattr(live, "PUBLISH_TIMEOUT", 0.2)
 
 
-def test_a_hung_channel_layer_does_not_block_the_publisher(settings, fast_timeout, caplog):
-    settings.CHANNEL_LAYERS = {"default": HANGING}
-    started = time.monotonic()
-    for n in range(5):
-        live.send("tasks", {"type": "task.changed", "n": n})
-    assert time.monotonic() - started < 0.1  # the caller only queued them
-    assert live.flush(timeout=5)  # each gave up after PUBLISH_TIMEOUT
+def test_a_stuck_channel_layer_does_not_block_the_publisher(settings, caplog):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.tasks_app.test_live.StuckLayer"}}
+    StuckLayer.let_go.clear()
+    StuckLayer.taken = 0
+    sender = threading.Thread(
+        target=lambda: [live.send("tasks", {"type": "task.changed", "n": n}) for n in range(5)]
+    )
+    sender.start()
+    sender.join(timeout=30)  # were it blocking, it would wait for let_go, forever
+    assert not sender.is_alive()  # the caller only queued them...
+    assert StuckLayer.taken <= 1  # ...while the layer still holds the first
+    StuckLayer.let_go.set()
+    assert live.flush(timeout=10)
+    assert StuckLayer.taken == 5
     warnings = [r for r in caplog.records if "Could not publish" in r.getMessage()]
     assert len(warnings) == 1  # once per outage, not once per message
+
+
+def test_a_layer_that_never_answers_is_given_up_on(settings, fast_timeout, caplog):
+    settings.CHANNEL_LAYERS = {"default": HANGING}
+    for n in range(3):
+        live.send("tasks", {"type": "task.changed", "n": n})
+    assert live.flush(timeout=10)  # each gave up after PUBLISH_TIMEOUT
+    warnings = [r for r in caplog.records if "Could not publish" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 def test_publishing_resumes_when_the_layer_comes_back(settings, caplog):
@@ -102,14 +130,16 @@ def test_publishing_resumes_when_the_layer_comes_back(settings, caplog):
     assert "Live updates flow again after 2 failed publish(es)." in caplog.text
 
 
-def test_the_backlog_is_bounded(monkeypatch, fast_timeout):
+def test_the_backlog_is_bounded(monkeypatch):
     monkeypatch.setattr(live, "PUBLISH_BACKLOG", 3)
+    StuckLayer.let_go.clear()
     publisher = live._Publisher()
-    layer = HangingLayer()
+    layer = StuckLayer()
     for n in range(10):
         publisher.submit(layer, "tasks", {"n": n})
-    assert publisher.dropped >= 6
-    assert publisher.flush(timeout=5)
+    assert publisher.dropped >= 6  # at most one taken by the layer, three waiting
+    StuckLayer.let_go.set()
+    assert publisher.flush(timeout=10)
 
 
 @pytest.mark.django_db(transaction=True)
