@@ -303,18 +303,24 @@ class MappingsIO(Schema):
     )
 
 
-def _validated_migration(request: HttpRequest, payload: MigrationIn) -> tuple[Any, dict]:
+def _validated_migration(
+    request: HttpRequest, payload: MigrationIn, *, starting: bool
+) -> tuple[Any, dict]:
     form = MigrationForm(payload.dict(include={"source", "target", "dashboards", "overwrite"}))
     if not form.is_valid():
         raise _Invalid("Invalid migration.", _form_errors(form))
     data = form.cleaned_data
     choices = payload.choices()
     try:
+        # A script gets a 400 for a slug conflict it did not answer (a person is asked).
         errors = promote.check_choices(
-            data["source"], data["target"], data["dashboards"], **choices
+            data["source"], data["target"], data["dashboards"], require_answers=starting, **choices
         )
     except SupersetError as exc:
-        raise HttpError(502, exc.message) from exc
+        if not starting:
+            raise HttpError(502, exc.message) from exc
+        # Started anyway: the task reports what is wrong with the Superset it cannot reach.
+        errors = {}
     if errors:
         raise _Invalid("Invalid choices.", errors)
     return form, choices
@@ -337,7 +343,7 @@ def _invalid(request: HttpRequest, exc: _Invalid) -> HttpResponse:
     summary="Start a migration task (returns at once)",
 )
 def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
-    form, choices = _validated_migration(request, payload)
+    form, choices = _validated_migration(request, payload, starting=True)
     task = start_migration(
         owner=request.user,
         source=form.cleaned_data["source"],
@@ -357,7 +363,7 @@ def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
     "and the target is only read.",
 )
 def plan_migration(request: HttpRequest, payload: MigrationIn) -> Any:
-    form, choices = _validated_migration(request, payload)
+    form, choices = _validated_migration(request, payload, starting=False)
     data = form.cleaned_data
     try:
         plan = promote.preview(

@@ -190,9 +190,11 @@ def check_choices(
     *,
     databases: dict[str, dict[str, Any]],
     conflicts: dict[str, str],
+    require_answers: bool = False,
 ) -> dict[str, list[str]]:
     """Errors naming each choice that refers to nothing (read-only calls, only for
-    what was chosen): a source connection, a target connection, a dashboard."""
+    what was chosen): a source connection, a target connection, a dashboard. With
+    ``require_answers``, also each slug conflict left without an answer."""
     errors: dict[str, list[str]] = {}
     if databases:
         with sessions.borrow(source) as client:
@@ -211,7 +213,7 @@ def check_choices(
                     errors.setdefault("databases", []).append(
                         f"The target has no connection {ref!r}."
                     )
-    if conflicts:
+    if conflicts or require_answers:
         with sessions.borrow(source) as client:
             rows = client.get_dashboards(dashboard_ids)
         known = {str(r.get("uuid")) for r in rows} | {r["slug"] for r in rows if r.get("slug")}
@@ -220,7 +222,40 @@ def check_choices(
                 errors.setdefault("conflicts", []).append(
                     f"{key!r} is not the uuid or slug of a dashboard chosen."
                 )
+        if require_answers:
+            for row, theirs in _slug_conflicts(target, rows):
+                if not {str(row["uuid"]), row["slug"]} & set(conflicts):
+                    errors.setdefault("conflicts", []).append(
+                        f"Dashboard {row['title']!r}: the target already has its own dashboard "
+                        f"{theirs['name']!r} with the slug {row['slug']!r}. Choose rename, "
+                        f"take_over or skip for {row['slug']!r} in `conflicts`."
+                    )
     return errors
+
+
+def _slug_conflicts(
+    target: Environment, rows: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Source dashboards whose slug a dashboard of the target's own (another uuid) has."""
+    slugs = {r["slug"] for r in rows if r.get("slug")}
+    if not slugs:
+        return []
+    with sessions.borrow(target) as client:
+        theirs = _dashboards(client.find_rows("dashboard", "slug", slugs, DASHBOARD_COLUMNS))
+        same = {
+            str(r["uuid"])
+            for r in client.find_rows(
+                "dashboard", "uuid", [str(r["uuid"]) for r in rows], DASHBOARD_COLUMNS
+            )
+        }
+    by_slug = {t["slug"]: t for t in theirs}
+    return [
+        (row, by_slug[row["slug"]])
+        for row in rows
+        if row.get("slug") in by_slug
+        and str(row["uuid"]) not in same
+        and by_slug[row["slug"]]["uuid"] != str(row["uuid"])
+    ]
 
 
 def remember_choices(source: Environment, target: Environment, plan: dict[str, Any]) -> None:
