@@ -24,8 +24,14 @@ from django.utils import timezone
 from migrator import sessions
 from migrator.models import Environment
 from migrator.plan import databases_needing_secrets, open_conflicts
-from migrator.superset.bundle import PASSWORD_MASK, BundleInfo, ImportProblems, split_uri_password
-from migrator.superset.errors import ConnectionTestFailed, SupersetError
+from migrator.superset.bundle import (
+    PASSWORD_MASK,
+    BundleInfo,
+    ImportProblems,
+    split_uri_password,
+    strip_fields,
+)
+from migrator.superset.errors import ConnectionTestFailed, ImportRejected, SupersetError
 from tasks_app.engine import field_id
 from tasks_app.models import InputRequest, Task
 from tasks_app.tasklog import TaskLog, redact
@@ -53,6 +59,9 @@ ANSWER_GROUPS = {
     "ssh_tunnel_private_key_passwords": "ssh_private_key_password",
 }
 GROUP_OF_TYPE = {kind: group for group, kind in ANSWER_GROUPS.items()}
+
+# Unknown fields may come in two passes on an older target (as for the whole bundle).
+_MAX_STRIPS = 2
 
 SSH_FIELD = {
     "ssh_password": "password",
@@ -171,7 +180,17 @@ def _check_database(
     uuid, name = document["uuid"], document["database_name"]
     document.clear()  # it holds the secrets
     try:
-        client.import_databases(io.BytesIO(data), overwrite=replace)
+        for attempt in range(_MAX_STRIPS + 1):
+            try:
+                client.import_databases(io.BytesIO(data), overwrite=replace)
+                break
+            except ImportRejected as exc:
+                if not (exc.problems.only_unknown_fields and attempt < _MAX_STRIPS):
+                    raise
+                # An older target (4.1, 5.0) refuses keys a newer source wrote.
+                stripped = io.BytesIO()
+                strip_fields(io.BytesIO(data), stripped, exc.problems.unknown_fields)
+                data = stripped.getvalue()
     except SupersetError as exc:
         # Superset 4.1 connects while importing and refuses a wrong password here.
         return f"Superset refused it: {exc.message}"

@@ -49,7 +49,7 @@ def test_it_migrates_a_dashboard_to_the_target(api, source_admin, target_admin):
     assert target_admin.dashboard_charts(migrated["id"])  # charts came along
 
 
-def test_a_second_run_without_overwrite_asks_before_overwriting(api, source_admin):
+def test_without_overwrite_what_differs_on_the_target_is_kept(api, source_admin, target_admin):
     body = {
         "source": "source",
         "target": "target",
@@ -58,17 +58,18 @@ def test_a_second_run_without_overwrite_asks_before_overwriting(api, source_admi
     }
     done = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
     first = api.wait_for_status(api.post("/api/migrations", json=body).json()["id"], done)
-    assert first["status"] == "SUCCESS"
+    assert first["status"] == "SUCCESS", first["error"]
+    (ours,) = target_admin.dashboards_by_title(TITLE)
+    edited = target_admin.request(
+        "PUT", f"/api/v1/dashboard/{ours['id']}", json={"dashboard_title": "Edited on target"}
+    )
+    assert edited.status_code == 200, edited.text
     body["overwrite"] = False
     second = api.wait_for_status(api.post("/api/migrations", json=body).json()["id"], done)
-    assert second["status"] == "AWAITING_INPUT"
-    (field,) = second["input_request"]["fields"]
-    assert field["type"] == "overwrite" and field["key"].startswith("dashboards/")
-    assert api.post(f"/api/tasks/{second['id']}/resume", json={}).status_code == 400
-    assert (
-        api.post(f"/api/tasks/{second['id']}/resume", json={"overwrite": True}).status_code == 202
-    )
-    assert api.wait_for_status(second["id"], done)["status"] == "SUCCESS"
+    assert second["status"] == "SUCCESS", second["error"]  # nothing to ask: it is kept
+    outcomes = {a["name"]: a["outcome"] for a in second["report"]["assets"]}
+    assert outcomes[TITLE] == "kept"
+    assert target_admin.dashboards_by_title("Edited on target")  # left as it was
 
 
 def test_a_wrong_target_password_fails_with_a_clear_reason(api, superset, source_admin, app_server):
@@ -86,7 +87,7 @@ def test_a_wrong_target_password_fails_with_a_clear_reason(api, superset, source
     assert "target-wrong-password" in task["error"]
     assert "username or password" in task["error"].lower()
     page = api.get(f"/tasks/{created['id']}/").text
-    assert "Import failed" in page and "level-error" in page
+    assert "Reading the target failed" in page and "level-error" in page
     assert "not-the-password" not in page
     assert "not-the-password" not in app_server.log()
 
