@@ -16,8 +16,7 @@ from django.core.files.storage import default_storage
 
 from migrator import passwords, promote, sessions
 from migrator.models import Environment, Promotion
-from migrator.plan import PlanError, resolve_conflicts
-from migrator.plan import assets as plan_assets
+from migrator.plan import PlanError, plan_lines, resolve_conflicts
 from migrator.superset.bundle import ImportProblems, inspect_bundle, strip_fields
 from migrator.superset.errors import ImportRejected, SupersetError
 from tasks_app import engine, live
@@ -132,7 +131,7 @@ def plan_step(ctx: StepContext) -> None:
         promote.remember_choices(source, target, plan)
         ctx.log.info(
             f"Plan against {target.name}: {_counts(plan['summary'])}",
-            plan=_plan_lines(plan),
+            plan=[line.strip() for line in plan_lines(plan)],
             duration_ms=_ms(started),
         )
     else:
@@ -156,13 +155,6 @@ def plan_step(ctx: StepContext) -> None:
 
 def _counts(summary: dict[str, int]) -> str:
     return ", ".join(f"{n} {action}" for action, n in summary.items()) or "nothing to do"
-
-
-def _plan_lines(plan: dict[str, Any]) -> list[str]:
-    return [
-        f"{item['type'][:-1]} {item['name']}: {item['action']} ({item.get('reason', '')})"
-        for item in plan_assets(plan)
-    ]
 
 
 def import_step(ctx: StepContext) -> None:

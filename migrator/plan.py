@@ -107,6 +107,19 @@ def assets(plan: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    """The plan as text, one asset per line (the task's log, the CLI)."""
+    lines = []
+    for item in assets(plan):
+        target = item.get("target") or {}
+        onto = f" → {target['name']}" if item["action"] in ("map", "replace") else ""
+        lines.append(
+            f"  {item['type'][:-1]:<9} {item['name'] + onto:<45} {item['action']:<10} "
+            f"{item.get('reason', '')}"
+        )
+    return lines
+
+
 def open_conflicts(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [d for d in plan["dashboards"] if d["action"] == "conflict"]
 

@@ -71,3 +71,55 @@ def test_migrate_dashboards_answers_from_a_secrets_file(
     assert target_admin.database_connection_ok(SECURE_ANALYTICS_DB)
     hits = find_secret_everywhere(SECURE_PASSWORD, paths=[app_server.data_dir])
     assert hits == [], hits
+
+
+def test_migrate_dashboards_plans_maps_and_answers_conflicts(
+    api, app_server, source_admin, target_admin
+):
+    target_admin.delete_everything()
+    target_admin.post(
+        "/api/v1/database/",
+        json={
+            "database_name": "prod_public",
+            "sqlalchemy_uri": "postgresql://mig_reader@127.0.0.1:5432/postgres",
+        },
+    )
+    taken = target_admin.post(
+        "/api/v1/dashboard/", json={"dashboard_title": "Target's own", "slug": "sales-overview"}
+    )
+    assert taken.status_code == 201, taken.text
+    (dashboard,) = source_admin.dashboards_by_title("Sales Overview")
+    args = ["--source", "source", "--target", "target", "--dashboard", str(dashboard["id"])]
+    tasks_before = api.get("/api/tasks").json()["total"]
+
+    plan = _manage(
+        app_server, "migrate_dashboards", *args, "--plan", "--map", "mig_public=prod_public"
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "mig_public → prod_public" in plan.stdout and "map" in plan.stdout
+    assert "Sales Overview" in plan.stdout and "conflict" in plan.stdout
+    assert "Nothing was started." in plan.stdout
+    assert api.get("/api/tasks").json()["total"] == tasks_before  # no task
+    assert [d["slug"] for d in target_admin.dashboards()] == ["sales-overview"]  # nothing written
+
+    unknown = _manage(app_server, "migrate_dashboards", *args, "--map", "mig_public=nope")
+    assert unknown.returncode == 2 and "The target has no connection 'nope'" in unknown.stderr
+
+    done = _manage(
+        app_server,
+        "migrate_dashboards",
+        *args,
+        "--map",
+        "mig_public=prod_public",
+        "--on-conflict",
+        "rename",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Report:" in done.stdout and "mapped" in done.stdout
+    slugs = sorted(d["slug"] for d in target_admin.dashboards() if "sales-overview" in d["slug"])
+    assert slugs == ["sales-overview", "sales-overview-2"]
+    sales = target_admin.get_json(
+        "/api/v1/dataset/?q=(columns:!(table_name,database.database_name))"
+    )["result"]
+    assert {"table_name": "sales", "database": {"database_name": "prod_public"}} in sales
+    assert target_admin.database_by_name("mig_public") is None  # mapped, not created

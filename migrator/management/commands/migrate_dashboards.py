@@ -34,11 +34,13 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 from django.utils import timezone
 
-from migrator import cli, sessions
+from migrator import cli, promote, sessions
 from migrator.dashboards import check_connection
 from migrator.forms import MigrationForm
+from migrator.models import Promotion
 from migrator.passwords import ANSWER_GROUPS, GROUP_OF_TYPE
 from migrator.pipeline import start_migration
+from migrator.plan import PlanError, plan_lines
 from migrator.superset.errors import SupersetError
 from tasks_app import engine
 from tasks_app.engine import field_id
@@ -67,6 +69,13 @@ def positive_seconds(value: str) -> float:
     if not number > 0 or number == float("inf"):
         raise argparse.ArgumentTypeError(f"{value!r} must be a positive number of seconds")
     return number
+
+
+def mapping(value: str) -> tuple[str, str]:
+    source, sep, target = value.partition("=")
+    if not sep or not source.strip() or not target.strip():
+        raise argparse.ArgumentTypeError(f"{value!r}: write SOURCE_DB=TARGET_DB")
+    return source.strip(), target.strip()
 
 
 def load_secrets(path: Path) -> dict[str, Any]:
@@ -180,6 +189,42 @@ class Command(BaseCommand):
             action="store_true",
             help="check the environments and dashboards, start nothing",
         )
+        parser.add_argument(
+            "--plan",
+            action="store_true",
+            help="print what the migration would do on the target, asset by asset, and start "
+            "nothing (nothing is written anywhere)",
+        )
+        parser.add_argument(
+            "--map",
+            action="append",
+            default=[],
+            type=mapping,
+            metavar="SOURCE_DB=TARGET_DB",
+            help="use the target's connection TARGET_DB for the source's SOURCE_DB "
+            "(no password, the target's connection is not changed); repeatable",
+        )
+        parser.add_argument(
+            "--create",
+            action="append",
+            default=[],
+            metavar="SOURCE_DB",
+            help="create the source's connection SOURCE_DB on the target; repeatable",
+        )
+        parser.add_argument(
+            "--replace",
+            action="append",
+            default=[],
+            metavar="SOURCE_DB",
+            help="replace the target's connection of the same name with the source's "
+            "SOURCE_DB (what the target's dashboards on it read changes); repeatable",
+        )
+        parser.add_argument(
+            "--on-conflict",
+            choices=["rename", "take_over", "skip"],
+            help="when the target has its own dashboard with a chosen dashboard's slug: import "
+            "under a new slug, take the target's over, or skip it (default: ask)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdin = options.get("stdin") or sys.stdin
@@ -201,12 +246,17 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self._dry_run(form)
             return
+        choices = self._choices(form, options)
+        if options["plan"]:
+            self._plan(form, choices)
+            return
         task = start_migration(
             owner=owner,
             source=source,
             target=target,
             dashboards=form.dashboard_refs({}),
             overwrite=form.cleaned_data["overwrite"],
+            **choices,
         )
         ids = ", ".join(f"#{i}" for i in form.cleaned_data["dashboards"])
         self.stdout.write(
@@ -229,6 +279,61 @@ class Command(BaseCommand):
         self._finish(task, status)
 
     # --- arguments -----------------------------------------------------------
+
+    def _choices(self, form: MigrationForm, options: dict[str, Any]) -> dict[str, Any]:
+        """--map/--create/--replace/--on-conflict as the API's ``databases`` and ``conflicts``."""
+        databases: dict[str, dict[str, Any]] = {}
+        given = [
+            *[(name, {"action": "map", "target": to}) for name, to in options["map"]],
+            *[(name, {"action": "create"}) for name in options["create"]],
+            *[(name, {"action": "replace"}) for name in options["replace"]],
+        ]
+        for name, choice in given:
+            if name in databases:
+                raise cli.fail(
+                    f"{name}: give one of --map, --create, --replace.", cli.BAD_ARGUMENTS
+                )
+            databases[name] = choice
+        source, target = form.cleaned_data["source"], form.cleaned_data["target"]
+        conflicts: dict[str, str] = {}
+        try:
+            if options["on_conflict"]:
+                with sessions.borrow(source) as client:
+                    rows = client.get_dashboards(form.cleaned_data["dashboards"])
+                conflicts = {str(row["uuid"]): options["on_conflict"] for row in rows}
+            errors = promote.check_choices(
+                source,
+                target,
+                form.cleaned_data["dashboards"],
+                databases=databases,
+                conflicts=conflicts,
+            )
+        except SupersetError as exc:
+            raise cli.fail(f"Could not check the choices: {exc.message}", cli.FAILED) from None
+        if errors:
+            problems = " ".join(m for messages in errors.values() for m in messages)
+            raise cli.fail(problems, cli.BAD_ARGUMENTS)
+        return {"databases": databases, "conflicts": conflicts}
+
+    def _plan(self, form: MigrationForm, choices: dict[str, Any]) -> None:
+        data = form.cleaned_data
+        try:
+            plan = promote.preview(
+                data["source"],
+                data["target"],
+                data["dashboards"],
+                {"overwrite": data["overwrite"], **choices},
+            )
+        except PlanError as exc:
+            raise cli.fail(f"The migration cannot be planned: {exc}", cli.BAD_ARGUMENTS) from None
+        except SupersetError as exc:
+            raise cli.fail(f"Could not plan: {exc.message}", cli.FAILED) from None
+        self.stdout.write(
+            f"Plan: {data['source'].name} → {data['target'].name} "
+            f"({'overwrite' if data['overwrite'] else 'no overwrite'}). Nothing was started."
+        )
+        for line in plan_lines(plan):
+            self.stdout.write(line)
 
     def _owner(self, username: str | None) -> Any:
         User = get_user_model()
@@ -363,6 +468,14 @@ class Command(BaseCommand):
         return task.get_status_display().lower()
 
     def _finish(self, task: Task, status: str) -> None:
+        promotion = Promotion.objects.filter(task=task).first()
+        if promotion is not None and promotion.report:
+            self.stdout.write("Report:")
+            for entry in promotion.report["assets"]:
+                self.stdout.write(
+                    f"  {entry['type'][:-1]:<9} {entry['name']:<40} {entry['outcome']}"
+                    + (f"  {entry['url']}" if entry.get("url") else "")
+                )
         if status == Status.SUCCESS:
             self.stdout.write(self.style.SUCCESS(f"Task #{task.pk} succeeded."))
             return
@@ -425,6 +538,8 @@ class Command(BaseCommand):
         if field.get("error"):
             self.stdout.write(f"  Last answer: {field['error']}")
         try:
+            if field.get("input") == "choice":
+                return self._choose(field)
             if field["type"] == "overwrite":
                 if cli.ask("Overwrite it? [y/N] ").strip().lower() in ("y", "yes"):
                     return True
@@ -442,6 +557,16 @@ class Command(BaseCommand):
                 self.stdout.write("  Required (Ctrl+D to stop).")
         except EOFError:
             return None
+
+    def _choose(self, field: dict[str, Any]) -> str | None:
+        options = field.get("options", [])
+        for number, (_, text) in enumerate(options, 1):
+            self.stdout.write(f"  {number}. {text}")
+        while True:
+            answer = cli.ask(f"Choose 1-{len(options)}: ").strip()
+            if answer.isdigit() and 1 <= int(answer) <= len(options):
+                return options[int(answer) - 1][0]
+            self.stdout.write("  Type the number of a choice (Ctrl+D to stop).")
 
     def _cannot_ask(self, task: Task, missing: list[dict[str, Any]]) -> None:
         task.refresh_from_db(fields=["status"])
