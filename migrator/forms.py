@@ -149,5 +149,30 @@ class MigrationForm(forms.Form):
             self.add_error("target", "Pick a target different from the source.")
         return data
 
+    def choices(self) -> dict[str, Any]:
+        """The plan's choices from the preview's fields (``database__<source connection>``:
+        ``map:<target id>``, ``create`` or ``replace`` with ``confirm__<name>`` typed;
+        ``conflict__<dashboard uuid>``: rename, take_over or skip). Errors go on the form."""
+        databases: dict[str, dict[str, Any]] = {}
+        conflicts: dict[str, str] = {}
+        for key, value in self.data.items():
+            name = key.removeprefix("database__")
+            if key.startswith("database__") and value:
+                if value.startswith("map:"):
+                    databases[name] = {"action": "map", "target": value.removeprefix("map:")}
+                elif value == "replace":
+                    if self.data.get(f"confirm__{name}", "").strip() != name:
+                        self.add_error(
+                            None,
+                            f"To replace the target's connection {name!r}, type its name in "
+                            "the box next to it.",
+                        )
+                    databases[name] = {"action": "replace"}
+                elif value == "create":
+                    databases[name] = {"action": "create"}
+            elif key.startswith("conflict__") and value in ("rename", "take_over", "skip"):
+                conflicts[key.removeprefix("conflict__")] = value
+        return {"databases": databases, "conflicts": conflicts}
+
     def dashboard_refs(self, titles: dict[int, str]) -> list[dict[str, Any]]:
         return [{"id": i, "title": titles.get(i, "")} for i in self.cleaned_data["dashboards"]]

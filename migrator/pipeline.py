@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 
 from migrator import passwords, promote, sessions
 from migrator.models import Environment, Promotion
-from migrator.plan import PlanError, plan_lines, resolve_conflicts
+from migrator.plan import PlanError, display_rows, plan_lines, resolve_conflicts
 from migrator.superset.bundle import ImportProblems, inspect_bundle, strip_fields
 from migrator.superset.errors import ImportRejected, SupersetError
 from tasks_app import engine, live
@@ -280,6 +280,11 @@ def details(task: Task) -> dict[str, Any]:
     return {"plan": promotion.plan, "report": promotion.report}
 
 
+def page_details(task: Task) -> dict[str, Any]:
+    found = details(task)
+    return {**found, "plan_rows": display_rows(found["plan"]) if found["plan"] else []}
+
+
 def cleanup(task: Task) -> None:
     name = task.checkpoint.get("bundle")
     if name and default_storage.exists(name):
@@ -302,6 +307,7 @@ MIGRATION = engine.register(
         cleanup=cleanup,
         answer=passwords.answer,
         details=details,
+        page=("migrator/_promotion.html", page_details),
     )
 )
 

@@ -107,6 +107,11 @@ def assets(plan: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def display_rows(plan: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(type, items) for a table of the plan: dashboards first, as people read it."""
+    return [(kind[:-1], plan[kind]) for kind in ("dashboards", "charts", "datasets")]
+
+
 def plan_lines(plan: dict[str, Any]) -> list[str]:
     """The plan as text, one asset per line (the task's log, the CLI)."""
     lines = []

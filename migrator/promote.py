@@ -169,6 +169,9 @@ def plan_bundle(
         inventory = read_inventory(client, bundle)
     plan = make_plan(bundle, inventory, choices(source, target, params, bundle))
     plan["slugs_taken"] = sorted({r["slug"] for r in inventory.dashboards if r.get("slug")})
+    plan["target_connections"] = [
+        {"id": r["id"], "uuid": r["uuid"], "name": r["name"]} for r in inventory.databases
+    ]
     return plan
 
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", views.migration_page, name="migration"),
     path("migrations/start/", views.start, name="migration-start"),
     path("migrations/dashboards/", views.dashboard_picker, name="dashboard-picker"),
+    path("migrations/preview/", views.preview, name="migration-preview"),
     path("environments/", views.environment_list, name="environment-list"),
     path("environments/add/", views.environment_edit, name="environment-add"),
     path("environments/<int:env_id>/", views.environment_edit, name="environment-edit"),

@@ -9,9 +9,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from migrator import dashboards as dashboard_lookup
+from migrator import promote
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import Environment
 from migrator.pipeline import start_migration
+from migrator.plan import PlanError, display_rows
 from migrator.superset.errors import SupersetError
 from tasks_app.views import history_context
 
@@ -34,8 +36,40 @@ def migration_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+def preview(request: HttpRequest) -> HttpResponse:
+    """What the migration would do on the target (nothing is written), with its choices."""
+    form = MigrationForm(request.POST)
+    context: dict = {"form": form}
+    if form.is_valid():
+        choices = form.choices()
+        data = form.cleaned_data
+        try:
+            context["plan"] = promote.preview(
+                data["source"],
+                data["target"],
+                data["dashboards"],
+                {"overwrite": data["overwrite"], **choices},
+            )
+        except PlanError as exc:
+            context["error"] = str(exc)
+        except SupersetError as exc:
+            context["error"] = exc.message
+        if "plan" in context:
+            context["plan_rows"] = display_rows(context["plan"])
+    if request.htmx:
+        return render(request, "migrator/_plan.html", context)
+    # Without JavaScript: the whole page, the plan inside the form.
+    return render(
+        request,
+        "migrator/migration.html",
+        {**_migration_context(request, form), **context},
+    )
+
+
+@require_POST
 def start(request: HttpRequest) -> HttpResponse:
     form = MigrationForm(request.POST)
+    choices = form.choices() if form.is_valid() else {}
     if not form.is_valid():
         if request.htmx:
             return render(
@@ -55,6 +89,7 @@ def start(request: HttpRequest) -> HttpResponse:
         target=form.cleaned_data["target"],
         dashboards=form.dashboard_refs(titles),
         overwrite=form.cleaned_data["overwrite"],
+        **choices,
     )
     if request.htmx:
         response = render(

@@ -91,6 +91,8 @@ class TaskKind:
     answer: Callable[[Task, InputRequest, dict[str, Any]], dict[str, str]] = _no_answers
     # Extra keys of one task's JSON (``GET /api/tasks/{id}``), e.g. a plan and a report.
     details: Callable[[Task], dict[str, Any]] = lambda task: {}
+    # What the task page shows besides: (template, context of a task as ``details``).
+    page: tuple[str, Callable[[Task], dict[str, Any]]] | None = None
 
     def step_named(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)

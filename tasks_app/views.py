@@ -112,8 +112,20 @@ def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
     return render(
         request,
         "tasks_app/task_detail.html",
-        {**context, "can_change": task.can_be_changed_by(request.user)},
+        {**context, **_kind_page(task), "can_change": task.can_be_changed_by(request.user)},
     )
+
+
+def _kind_page(task: Task) -> dict[str, Any]:
+    """The section the task's kind adds to its page (a plan, a report…), if any."""
+    try:
+        page = engine.get_kind(task.kind).page
+    except LookupError:
+        page = None
+    if page is None:
+        return {}
+    template, details = page
+    return {"kind_template": template, "details": details(task)}
 
 
 # --- the log viewer --------------------------------------------------------
