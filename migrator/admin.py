@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from migrator.dashboards import check_connection
 from migrator.forms import EnvironmentForm
-from migrator.models import Environment
+from migrator.models import DatabaseMapping, Environment
 from tasks_app.admin import TaskAdmin
 from tasks_app.models import Task
 
@@ -50,6 +50,20 @@ class EnvironmentAdmin(admin.ModelAdmin):
             result = check_connection(env)
             level = messages.SUCCESS if result["ok"] else messages.ERROR
             self.message_user(request, f"{env.name}: {result['message']}", level)
+
+
+@admin.register(DatabaseMapping)
+class DatabaseMappingAdmin(admin.ModelAdmin):
+    list_display = [
+        "source",
+        "target",
+        "source_database",
+        "action",
+        "target_database",
+        "updated_at",
+    ]
+    list_filter = ["source", "target", "action"]
+    search_fields = ["source_database", "target_database"]
 
 
 class EnvironmentFilter(admin.SimpleListFilter):

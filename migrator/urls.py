@@ -27,6 +27,11 @@ urlpatterns = [
     path("environments/<int:env_id>/", views.environment_edit, name="environment-edit"),
     path("environments/<int:env_id>/delete/", views.environment_delete, name="environment-delete"),
     path("environments/<int:env_id>/test/", views.environment_test, name="environment-test"),
+    path(
+        "environments/mappings/<int:mapping_id>/delete/",
+        views.mapping_delete,
+        name="mapping-delete",
+    ),
     path("tasks/table/", task_views.task_table, name="task-table"),
     path("tasks/rows/", task_views.task_rows, name="task-rows"),
     path("tasks/<int:task_id>/", task_views.task_detail, name="task-detail"),

@@ -11,7 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from migrator import dashboards as dashboard_lookup
 from migrator import promote
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
-from migrator.models import Environment
+from migrator.models import DatabaseMapping, Environment
 from migrator.pipeline import start_migration
 from migrator.plan import PlanError, display_rows
 from migrator.superset.errors import SupersetError
@@ -118,8 +118,26 @@ def dashboard_picker(request: HttpRequest) -> HttpResponse:
 @require_GET
 def environment_list(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "migrator/environments.html", {"environments": Environment.objects.all()}
+        request,
+        "migrator/environments.html",
+        {
+            "environments": Environment.objects.all(),
+            "mappings": DatabaseMapping.objects.select_related("source", "target"),
+        },
     )
+
+
+@require_POST
+def mapping_delete(request: HttpRequest, mapping_id: int) -> HttpResponse:
+    """Forget a saved connection mapping: the next migration plans its default again."""
+    mapping = get_object_or_404(DatabaseMapping, pk=mapping_id)
+    mapping.delete()
+    messages.success(
+        request,
+        f"Forgot what {mapping.source_database} becomes on {mapping.target.name} "
+        f"(from {mapping.source.name}).",
+    )
+    return redirect("environment-list")
 
 
 @require_http_methods(["GET", "POST"])

@@ -149,3 +149,34 @@ def test_bad_urls_are_refused(manager_client, url):
     )
     assert answer.status_code == 400
     assert "url" in answer.json()["errors"]
+
+
+def test_saved_mappings_are_read_and_replaced(owner_client, envs):
+    url = "/api/environments/dev/mappings/prod"
+    assert owner_client.get(url).json() == {"mappings": {}}
+    body = {"mappings": {"analytics": {"action": "map", "target": "prod_analytics"}}}
+    answer = owner_client.put(url, body, content_type="application/json")
+    assert answer.status_code == 200
+    assert owner_client.get(url).json() == {
+        "mappings": {"analytics": {"action": "map", "target": "prod_analytics"}}
+    }
+    refused = owner_client.put(
+        url, {"mappings": {"analytics": {"action": "replace"}}}, content_type="application/json"
+    )
+    assert refused.status_code == 400
+    assert owner_client.get("/api/environments/dev/mappings/nope").status_code == 404
+
+
+def test_a_map_choice_must_name_its_target_connection(owner_client, envs):
+    answer = owner_client.post(
+        "/api/migrations",
+        {
+            "source": "dev",
+            "target": "prod",
+            "dashboards": [1],
+            "databases": {"a": {"action": "map"}},
+        },
+        content_type="application/json",
+    )
+    assert answer.status_code == 400
+    assert "map needs the target connection" in str(answer.json()["errors"])

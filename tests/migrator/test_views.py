@@ -114,3 +114,71 @@ def test_the_picker_reports_an_unreachable_source(owner_client):
     )
     html = owner_client.get(f"/migrations/dashboards/?source={env.pk}").content.decode()
     assert "off:" in html and 'class="error"' in html
+
+
+def test_the_preview_turns_the_forms_choices_into_the_plans(owner_client, envs, monkeypatch):
+    seen = {}
+
+    def preview(source, target, dashboards, params):
+        seen.update(params)
+        return {
+            "summary": {"map": 1},
+            "overwrite": False,
+            "databases": [],
+            "datasets": [],
+            "charts": [],
+            "dashboards": [],
+            "target_connections": [],
+        }
+
+    monkeypatch.setattr("migrator.views.promote.preview", preview)
+    response = owner_client.post(
+        "/migrations/preview/",
+        {
+            "source": envs[0].pk,
+            "target": envs[1].pk,
+            "dashboards": [12],
+            "database__analytics": "map:7",
+            "database__warehouse": "replace",
+            "confirm__warehouse": "warehouse",
+            "conflict__d-1": "skip",
+            "conflict__d-2": "nonsense",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert "1 map" in response.content.decode()
+    assert seen["databases"] == {
+        "analytics": {"action": "map", "target": "7"},
+        "warehouse": {"action": "replace"},
+    }
+    assert seen["conflicts"] == {"d-1": "skip"}
+
+
+def test_replacing_a_connection_needs_its_name_typed(owner_client, envs):
+    response = owner_client.post(
+        "/migrations/start/",
+        {
+            "source": envs[0].pk,
+            "target": envs[1].pk,
+            "dashboards": [12],
+            "database__warehouse": "replace",
+            "confirm__warehouse": "yes",
+        },
+    )
+    assert response.status_code == 400
+    assert "type its name" in response.content.decode()
+    assert not Task.objects.exists()
+
+
+def test_saved_mappings_are_listed_and_can_be_forgotten(owner_client, envs):
+    from migrator.models import DatabaseMapping
+
+    DatabaseMapping.remember(
+        envs[0], envs[1], {"analytics": {"action": "map", "target": "prod_analytics"}}
+    )
+    html = owner_client.get("/environments/").content.decode()
+    assert "dev → prod" in html and "prod_analytics" in html
+    mapping = DatabaseMapping.objects.get()
+    assert owner_client.post(f"/environments/mappings/{mapping.pk}/delete/").status_code == 302
+    assert not DatabaseMapping.objects.exists()
