@@ -239,8 +239,10 @@ async def _watch_layer(url: str) -> None:
             except Exception:  # noqa: BLE001 - any failure means "not reachable"
                 current = None
             if current is None:
-                if healthy:
-                    await _close_consumers("Lost the channel layer (Redis)")
+                # Every time, not only when it was healthy: a socket accepted in
+                # a moment when Redis answered (between two checks that did not
+                # see it) must not stay open, and deaf, while Redis is away.
+                await _close_consumers("Lost the channel layer (Redis)")
                 healthy = False
                 continue
             if not healthy:

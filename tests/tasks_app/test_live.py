@@ -201,3 +201,52 @@ def test_each_change_is_published_as_it_left_the_task(
     assert 'data-status="RUNNING" data-version="2"' in rows[1]
     badges = [m["html"] for group, m in sent if group == live.task_group(task.pk)]
     assert [b.count('data-version="3"') for b in badges] == [0, 0, 1]
+
+
+async def test_a_socket_accepted_while_redis_is_away_is_closed_at_the_next_failed_check(
+    monkeypatch,
+):
+    """Redis comes back for a moment that no check sees (a socket is accepted
+    then), and goes again: that socket is closed too, not left deaf."""
+    from redis import asyncio as aioredis
+
+    answers = iter(["run-1"])  # one healthy check, then Redis is away for good
+
+    class FakeRedis:
+        async def info(self, section):
+            run_id = next(answers, None)
+            if run_id is None:
+                raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+            return {"run_id": run_id}
+
+        async def aclose(self):
+            pass
+
+    class Consumer:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def close(self, code=None):
+            closed.append((self.name, code))
+
+    async def closing(name: str) -> None:
+        for _ in range(1000):
+            if any(n == name for n, _ in closed):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{name} was never closed: {closed}")
+
+    monkeypatch.setattr(aioredis.Redis, "from_url", staticmethod(lambda *a, **k: FakeRedis()))
+    monkeypatch.setattr(live, "LAYER_CHECK_INTERVAL", 0.01)
+    closed: list[tuple[str, int]] = []
+    first, second = Consumer("first"), Consumer("second")
+    live._consumers.add(first)
+    watcher = asyncio.create_task(live._watch_layer("redis://127.0.0.1:6379/0"))
+    try:
+        await closing("first")
+        live._consumers.add(second)  # its group_add got through: Redis answered then
+        await closing("second")
+    finally:
+        watcher.cancel()
+        live._consumers.clear()
+    assert closed == [("first", 4503), ("second", 4503)]
