@@ -289,7 +289,6 @@ def cleanup(task: Task) -> None:
     name = task.checkpoint.get("bundle")
     if name and default_storage.exists(name):
         default_storage.delete(name)
-    Promotion.objects.filter(task=task).delete()
 
 
 MIGRATION = engine.register(

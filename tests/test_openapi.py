@@ -158,7 +158,7 @@ def test_the_live_api_keeps_to_its_document(live, schema, nowhere):
     assert answer.status_code == 201, answer.text
     task_id = answer.json()["id"]
     assert session.wait_for_status(task_id, {"FAILED"})["error"]  # unreachable: fails fast
-    known = {"env_id": envs[0], "task_id": task_id}
+    known = {"env_id": envs[0], "task_id": task_id, "source": "nowhere-a", "target": "nowhere-b"}
     for label, parts in [
         ("GET /api/environments", {}),
         ("POST /api/environments/{env_id}/test", {"path_parameters": {"env_id": envs[0]}}),

@@ -123,3 +123,4 @@ def test_migrate_dashboards_plans_maps_and_answers_conflicts(
     )["result"]
     assert {"table_name": "sales", "database": {"database_name": "prod_public"}} in sales
     assert target_admin.database_by_name("mig_public") is None  # mapped, not created
+    target_admin.delete_everything()  # the other tests' Sales Overview needs its slug back
