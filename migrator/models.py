@@ -223,16 +223,17 @@ class DatabaseMapping(models.Model):
 class PromotedAsset(models.Model):
     """What a migration last wrote to a target for one asset (by the target's uuid).
 
-    ``source_hash`` is the source's document as exported, ``target_hash`` the
-    target's own export of the asset right after the import. When both are still
-    the same, the asset is unchanged on both sides and is not imported again.
+    ``source_hash`` is the source's document as exported, ``target_changed_on``
+    the target's ``changed_on`` of the asset right after the import. When both
+    are still the same, nobody changed it on either side since, and it is not
+    imported again.
     """
 
     target = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
     asset_type = models.CharField(max_length=20)
     uuid = models.CharField(max_length=36)
     source_hash = models.CharField(max_length=64)
-    target_hash = models.CharField(max_length=64)
+    target_changed_on = models.CharField(max_length=64)
     task = models.ForeignKey(
         "tasks_app.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -205,11 +205,10 @@ def verify_step(ctx: StepContext) -> None:
     target = _environment(ctx, "target")
     promotion = _promotion(ctx.task)
     try:
-        with sessions.borrow(target) as client:
-            result = promote.check(client, promotion.plan, target.url)
+        result = promote.check(target, promotion.plan)
     except SupersetError as exc:
         raise _failed("target", target, exc) from exc
-    promote.remember_writes(target, promotion.plan, result.pop("copies"), ctx.task)
+    promote.remember_writes(target, promotion.plan, result.pop("changed_on"), ctx.task)
     promotion.report = result
     promotion.save(update_fields=["report", "updated_at"])
     live.task_changed(ctx.task)

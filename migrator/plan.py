@@ -67,7 +67,8 @@ class Choices:
     conflicts: dict[str, str] = field(default_factory=dict)
     """Dashboard uuid or slug -> rename, take_over or skip."""
     records: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
-    """(type, target uuid) -> (source hash, target hash) of the last migration's write."""
+    """(type, target uuid) -> (source hash, the target's ``changed_on``) when the last
+    migration wrote it: both still the same means nobody changed it since."""
 
 
 def make_plan(bundle: BundleAssets, target: Inventory, choices: Choices) -> dict[str, Any]:
@@ -79,7 +80,6 @@ def make_plan(bundle: BundleAssets, target: Inventory, choices: Choices) -> dict
     ds_target = {p["uuid"]: p["target_uuid"] for p in datasets}
     charts = [_chart(ch, target, choices, ds_target) for ch in bundle.of("charts")]
     dashboards = [_dashboard(d, target, choices, ds_target) for d in bundle.of("dashboards")]
-    _skip_what_nothing_imports(bundle, databases, datasets, charts, dashboards)
     plan = {
         "version": PLAN_VERSION,
         "overwrite": choices.overwrite,
@@ -88,6 +88,7 @@ def make_plan(bundle: BundleAssets, target: Inventory, choices: Choices) -> dict
         "charts": charts,
         "dashboards": dashboards,
     }
+    _skip_what_nothing_imports(plan)
     plan["summary"] = summary(plan)
     return plan
 
@@ -154,6 +155,7 @@ def resolve_conflicts(plan: dict[str, Any], answers: dict[str, str], slugs_taken
             "take_over": "the target's dashboard with this slug is replaced by this one",
             "skip": "left out: the target's dashboard with this slug stays as it is",
         }[answer]
+    _skip_what_nothing_imports(plan)
     plan["summary"] = summary(plan)
 
 
@@ -285,12 +287,12 @@ def _existing(
     kind: str, asset: Asset, target_uuid: str, target: Inventory, choices: Choices
 ) -> tuple[str, str]:
     """update / unchanged / keep for an asset the target has by uuid."""
-    copy = target.copies.get((kind, target_uuid))
+    row = target.by_uuid(kind).get(target_uuid, {})
     record = choices.records.get((kind, target_uuid))
-    if copy is not None and (
-        (record is not None and record == (asset.exact, copy.exact))
-        or _same_content(asset, copy, kind, target)
-    ):
+    if record is not None and record == (asset.exact, row.get("changed_on")):
+        return "unchanged", "as the last migration left it, on both sides: not written"
+    copy = target.copies.get((kind, target_uuid))
+    if copy is not None and _same_content(asset, copy, kind, target):
         return "unchanged", "identical on the target: not written"
     return _differs(choices, "differs on the target")
 
@@ -408,34 +410,38 @@ def _dashboard(
     answer = choices.conflicts.get(dash.uuid) or choices.conflicts.get(dash.slug or "")
     if answer:
         taken = {r["slug"] for r in target.dashboards if r.get("slug")}
-        plan = {"dashboards": [item], "databases": [], "datasets": [], "charts": []}
-        resolve_conflicts(plan, {dash.uuid: answer}, taken)
+        alone = {"dashboards": [item], "databases": [], "datasets": [], "charts": []}
+        resolve_conflicts(alone, {dash.uuid: answer}, taken)
     return item
 
 
-def _skip_what_nothing_imports(
-    bundle: BundleAssets,
-    databases: list[dict[str, Any]],
-    datasets: list[dict[str, Any]],
-    charts: list[dict[str, Any]],
-    dashboards: list[dict[str, Any]],
-) -> None:
+def _skip_what_nothing_imports(plan: dict[str, Any]) -> None:
     """A new chart, dataset or connection only reaches the target with a dashboard
-    that is imported (Superset's importer follows the dashboards' references)."""
-    imported = [d for d in dashboards if d["action"] in IMPORTED_DASHBOARD_ACTIONS]
+    that is imported (Superset's importer follows the dashboards' references).
+    Settled again whenever a dashboard's action changes (a conflict answered)."""
+    for kind in ("charts", "datasets", "databases"):
+        for item in plan[kind]:
+            if "skipped_from" in item:
+                item["action"], item["reason"] = item.pop("skipped_from")
+    imported = [d for d in plan["dashboards"] if d["action"] in IMPORTED_DASHBOARD_ACTIONS]
     chart_uuids = {u for d in imported for u in d["charts"]}
-    chart_dataset = {c["uuid"]: c["dataset"] for c in charts}
+    chart_dataset = {c["uuid"]: c["dataset"] for c in plan["charts"]}
     dataset_uuids = {chart_dataset.get(u) for u in chart_uuids} | {
         u for d in imported for u in d["filter_datasets"]
     }
-    dataset_uuids |= {c["dataset"] for c in charts if c["action"] == "update"}
-    for chart in charts:
+    dataset_uuids |= {c["dataset"] for c in plan["charts"] if c["action"] == "update"}
+    for chart in plan["charts"]:
         if chart["action"] == "create" and chart["uuid"] not in chart_uuids:
-            chart |= {"action": "skip", "reason": "left out with its dashboard"}
-    for ds in datasets:
+            _skip(chart, "left out with its dashboard")
+    for ds in plan["datasets"]:
         if ds["action"] == "create" and ds["uuid"] not in dataset_uuids:
-            ds |= {"action": "skip", "reason": "left out with its dashboard"}
-    used = {ds["database"] for ds in datasets if ds["action"] in ("create", "update")}
-    for db in databases:
+            _skip(ds, "left out with its dashboard")
+    used = {ds["database"] for ds in plan["datasets"] if ds["action"] in ("create", "update")}
+    for db in plan["databases"]:
         if db["action"] == "create" and db["uuid"] not in used:
-            db |= {"action": "skip", "reason": "left out: nothing imported uses it"}
+            _skip(db, "left out: nothing imported uses it")
+
+
+def _skip(item: dict[str, Any], reason: str) -> None:
+    item["skipped_from"] = [item["action"], item["reason"]]
+    item["action"], item["reason"] = "skip", reason

@@ -11,7 +11,8 @@ reads the target again and reports per asset.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from django.core.files import File
@@ -29,9 +30,11 @@ from migrator.superset.assets import (
     write_bundle,
 )
 
-DATASET_COLUMNS = ["id", "uuid", "table_name", "schema", "database.id"]
-CHART_COLUMNS = ["id", "uuid", "slice_name"]
-DASHBOARD_COLUMNS = ["id", "uuid", "slug", "dashboard_title"]
+DATASET_COLUMNS = ["id", "uuid", "table_name", "schema", "database.id", "changed_on_utc"]
+CHART_COLUMNS = ["id", "uuid", "slice_name", "changed_on_utc"]
+DASHBOARD_COLUMNS = ["id", "uuid", "slug", "dashboard_title", "changed_on_utc"]
+# Read-only calls made at the same time against one Superset.
+READERS = 4
 # An older target may report unknown fields in a second pass (after the first ones are
 # gone); more than that means something else is wrong.
 MAX_STRIPS = 2
@@ -40,7 +43,48 @@ MAX_STRIPS = 2
 # --- reading the target -----------------------------------------------------------------
 
 
-def read_inventory(client: Any, bundle: BundleAssets) -> Inventory:
+def parallel(env: Environment, calls: dict[str, Callable[[Any], Any]]) -> dict[str, Any]:
+    """Read-only calls to one Superset at the same time, each on a session of its own
+    (a ``requests.Session`` is not shared between threads)."""
+
+    def run(call: Callable[[Any], Any]) -> Any:
+        with sessions.borrow(env) as client:
+            return call(client)
+
+    if len(calls) == 1:
+        ((name, call),) = calls.items()
+        return {name: run(call)}
+    with ThreadPoolExecutor(max_workers=min(READERS, len(calls))) as pool:
+        futures = {name: pool.submit(run, call) for name, call in calls.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def read_inventory(
+    env: Environment,
+    bundle: BundleAssets,
+    records: dict[tuple[str, str], tuple[str, str]] | None = None,
+) -> Inventory:
+    """What the target holds for this bundle. Its own export of an asset (to compare
+    contents) is only read when the record of the last migration cannot tell."""
+    tables = {a.table for a in bundle.of("datasets")}
+    slugs = {a.slug for a in bundle.of("dashboards") if a.slug}
+    found = parallel(
+        env,
+        {
+            "databases": lambda c: c.list_databases(),
+            "datasets": lambda c: (
+                c.find_rows("dataset", "uuid", _uuids(bundle, "datasets"), DATASET_COLUMNS)
+                + c.find_rows("dataset", "table_name", tables, DATASET_COLUMNS)
+            ),
+            "charts": lambda c: c.find_rows(
+                "chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS
+            ),
+            "dashboards": lambda c: (
+                c.find_rows("dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS)
+                + c.find_rows("dashboard", "slug", slugs, DASHBOARD_COLUMNS)
+            ),
+        },
+    )
     databases = [
         {
             "id": row["id"],
@@ -48,38 +92,37 @@ def read_inventory(client: Any, bundle: BundleAssets) -> Inventory:
             "name": row.get("database_name") or "",
             "backend": row.get("backend") or "",
         }
-        for row in client.list_databases()
+        for row in found["databases"]
     ]
     db_uuid = {db["id"]: db["uuid"] for db in databases}
-    datasets = _datasets(
-        client.find_rows("dataset", "uuid", _uuids(bundle, "datasets"), DATASET_COLUMNS)
-        + client.find_rows(
-            "dataset", "table_name", {a.table for a in bundle.of("datasets")}, DATASET_COLUMNS
-        ),
-        db_uuid,
-    )
-    charts = [
-        {"id": r["id"], "uuid": str(r["uuid"]), "name": r.get("slice_name") or ""}
-        for r in client.find_rows("chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS)
-    ]
-    dashboards = _dashboards(
-        client.find_rows("dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS)
-        + client.find_rows(
-            "dashboard",
-            "slug",
-            {a.slug for a in bundle.of("dashboards") if a.slug},
-            DASHBOARD_COLUMNS,
-        )
-    )
     inventory = Inventory(
-        databases=databases, datasets=datasets, charts=charts, dashboards=dashboards
+        databases=databases,
+        datasets=_datasets(found["datasets"], db_uuid),
+        charts=[
+            {
+                "id": r["id"],
+                "uuid": str(r["uuid"]),
+                "name": r.get("slice_name") or "",
+                "changed_on": r.get("changed_on_utc") or "",
+            }
+            for r in found["charts"]
+        ],
+        dashboards=_dashboards(found["dashboards"]),
     )
-    inventory.copies = target_copies(
-        client,
-        dashboards=[r for r in dashboards if r["uuid"] in _uuids(bundle, "dashboards")],
-        charts=[r for r in charts],
-        datasets=[r for r in datasets if r["uuid"] in _uuids(bundle, "datasets")],
-    )
+    source = {(a.type, a.uuid): a.exact for a in bundle.assets}
+    undecided = {
+        kind: [
+            row
+            for row in getattr(inventory, kind)
+            if (kind, row["uuid"]) in source
+            and (records or {}).get((kind, row["uuid"]))
+            != (source[(kind, row["uuid"])], row["changed_on"])
+        ]
+        for kind in ("dashboards", "charts", "datasets")
+    }
+    if any(undecided.values()):
+        with sessions.borrow(env) as client:
+            inventory.copies = target_copies(client, **undecided)
     return inventory
 
 
@@ -99,6 +142,7 @@ def _datasets(rows: list[dict[str, Any]], db_uuid: dict[int, str]) -> list[dict[
             "table": table,
             "name": f"{schema}.{table}" if schema else table,
             "database_uuid": db_uuid.get(database.get("id"), ""),
+            "changed_on": row.get("changed_on_utc") or "",
         }
     return list(found.values())
 
@@ -111,6 +155,7 @@ def _dashboards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "uuid": str(row.get("uuid") or ""),
                 "name": row.get("dashboard_title") or "",
                 "slug": row.get("slug"),
+                "changed_on": row.get("changed_on_utc") or "",
             }
             for row in rows
         }.values()
@@ -148,7 +193,7 @@ def choices(
 ) -> Choices:
     uuids = [a.uuid for a in bundle.assets]
     records = {
-        (r.asset_type, r.uuid): (r.source_hash, r.target_hash)
+        (r.asset_type, r.uuid): (r.source_hash, r.target_changed_on)
         for r in PromotedAsset.objects.filter(target=target, uuid__in=uuids)
     }
     return Choices(
@@ -165,9 +210,9 @@ def plan_bundle(
 ) -> dict[str, Any]:
     """The plan for an exported bundle (read-only calls to the target)."""
     bundle = scan(bundle_file)
-    with sessions.borrow(target) as client:
-        inventory = read_inventory(client, bundle)
-    plan = make_plan(bundle, inventory, choices(source, target, params, bundle))
+    chosen = choices(source, target, params, bundle)
+    inventory = read_inventory(target, bundle, chosen.records)
+    plan = make_plan(bundle, inventory, chosen)
     plan["slugs_taken"] = sorted({r["slug"] for r in inventory.dashboards if r.get("slug")})
     plan["target_connections"] = [
         {"id": r["id"], "uuid": r["uuid"], "name": r["name"]} for r in inventory.databases
@@ -245,19 +290,12 @@ def _slug_conflicts(
         return []
     with sessions.borrow(target) as client:
         theirs = _dashboards(client.find_rows("dashboard", "slug", slugs, DASHBOARD_COLUMNS))
-        same = {
-            str(r["uuid"])
-            for r in client.find_rows(
-                "dashboard", "uuid", [str(r["uuid"]) for r in rows], DASHBOARD_COLUMNS
-            )
-        }
     by_slug = {t["slug"]: t for t in theirs}
+    # The same dashboard (same uuid) under its slug is an update, not a conflict.
     return [
         (row, by_slug[row["slug"]])
         for row in rows
-        if row.get("slug") in by_slug
-        and str(row["uuid"]) not in same
-        and by_slug[row["slug"]]["uuid"] != str(row["uuid"])
+        if row.get("slug") in by_slug and by_slug[row["slug"]]["uuid"] != str(row["uuid"])
     ]
 
 
@@ -401,80 +439,69 @@ def expected_uuid(kind: str, item: dict[str, Any]) -> str:
     return item["uuid"]
 
 
-def check(client: Any, plan: dict[str, Any], target_url: str) -> dict[str, Any]:
+def check(target: Environment, plan: dict[str, Any]) -> dict[str, Any]:
     """Read the target again: every planned asset under its planned uuid, every dataset
     on its planned connection, every imported dashboard with its charts."""
-    present = {k: set() for k in ("databases", "datasets", "charts", "dashboards")}
-    ids: dict[tuple[str, str], int] = {}
-    databases = client.list_databases()
-    db_uuid = {row["id"]: str(row.get("uuid") or "") for row in databases}
-    for row in databases:
-        present["databases"].add(db_uuid[row["id"]])
-        ids[("databases", db_uuid[row["id"]])] = row["id"]
     wanted = {
         kind: {expected_uuid(kind, i) for i in plan[kind] if i["action"] != "skip"}
         for kind in ("datasets", "charts", "dashboards")
     }
-    dataset_db: dict[str, str] = {}
-    for row in client.find_rows("dataset", "uuid", wanted["datasets"], DATASET_COLUMNS):
-        uuid = str(row["uuid"])
-        present["datasets"].add(uuid)
-        ids[("datasets", uuid)] = row["id"]
-        database = row.get("database") if isinstance(row.get("database"), dict) else {}
-        dataset_db[uuid] = db_uuid.get(database.get("id"), "")
-    for resource, kind, columns in (
-        ("chart", "charts", CHART_COLUMNS),
-        ("dashboard", "dashboards", DASHBOARD_COLUMNS),
-    ):
-        for row in client.find_rows(resource, "uuid", wanted[kind], columns):
-            present[kind].add(str(row["uuid"]))
-            ids[(kind, str(row["uuid"]))] = row["id"]
-
-    copies = target_copies(
-        client,
-        dashboards=[
-            {"id": ids[("dashboards", u)], "uuid": u}
-            for u in wanted["dashboards"]
-            if ("dashboards", u) in ids
-        ],
-        charts=[],
-        datasets=[],
+    found = parallel(
+        target,
+        {
+            "databases": lambda c: c.list_databases(),
+            "datasets": lambda c: c.find_rows(
+                "dataset", "uuid", wanted["datasets"], DATASET_COLUMNS
+            ),
+            "charts": lambda c: c.find_rows("chart", "uuid", wanted["charts"], CHART_COLUMNS),
+            "dashboards": lambda c: c.find_rows(
+                "dashboard", "uuid", wanted["dashboards"], DASHBOARD_COLUMNS
+            ),
+        },
     )
+    db_uuid = {row["id"]: str(row.get("uuid") or "") for row in found["databases"]}
+    rows: dict[tuple[str, str], dict[str, Any]] = {
+        ("databases", uuid): {"id": db_id} for db_id, uuid in db_uuid.items()
+    }
+    dataset_db: dict[str, str] = {}
+    for kind in ("datasets", "charts", "dashboards"):
+        for row in found[kind]:
+            rows[(kind, str(row["uuid"]))] = row
+            if kind == "datasets":
+                database = row.get("database") if isinstance(row.get("database"), dict) else {}
+                dataset_db[str(row["uuid"])] = db_uuid.get(database.get("id"), "")
     db_target = {d["uuid"]: expected_uuid("databases", d) for d in plan["databases"]}
     warnings: list[str] = []
     items: list[dict[str, Any]] = []
     for kind in ("dashboards", "charts", "datasets", "databases"):
         for item in plan[kind]:
             uuid = expected_uuid(kind, item)
+            row = rows.get((kind, uuid))
             entry = {
                 "type": kind,
                 "name": item["name"],
                 "uuid": uuid,
                 "outcome": OUTCOMES[item["action"]],
-                "id": ids.get((kind, uuid)),
+                "id": row["id"] if row else None,
             }
-            entry["url"] = _link(target_url, kind, entry["id"])
+            entry["url"] = _link(target.url, kind, entry["id"])
             items.append(entry)
-            if item["action"] in ("skip", "keep") and kind != "databases":
+            if item["action"] == "skip" or (item["action"] == "keep" and row is None):
                 continue
-            if item["action"] == "skip":
-                continue
-            if uuid not in present[kind]:
+            if row is None:
                 warnings.append(
                     f"{_singular(kind)} {item['name']!r} is not on the target under uuid {uuid}."
                 )
                 entry["outcome"] = "missing"
-                continue
-            if kind == "datasets":
+            elif kind == "datasets":
                 planned_db = db_target.get(item["database"], item["database"])
                 if dataset_db.get(uuid) != planned_db:
                     warnings.append(
                         f"Dataset {item['name']!r} is not on the planned connection "
                         f"(expected {planned_db}, found {dataset_db.get(uuid) or 'none'})."
                     )
-            if kind == "dashboards" and item["action"] in IMPORTED_DASHBOARD_ACTIONS:
-                exported = {a.uuid for a in copies.values() if a.type == "charts"}
-                missing = [c for c in item["charts"] if c not in exported]
+            elif kind == "dashboards" and item["action"] in IMPORTED_DASHBOARD_ACTIONS:
+                missing = [c for c in item["charts"] if ("charts", c) not in rows]
                 if missing:
                     warnings.append(
                         f"Dashboard {item['name']!r} is missing {len(missing)} of its "
@@ -483,16 +510,17 @@ def check(client: Any, plan: dict[str, Any], target_url: str) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for entry in items:
         counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
+    changed = {key: row.get("changed_on_utc") or "" for key, row in rows.items()}
     return {
         "assets": items,
         "warnings": warnings,
         "counts": dict(sorted(counts.items())),
-        "copies": copies,
+        "changed_on": changed,
     }
 
 
 def remember_writes(
-    target: Environment, plan: dict[str, Any], copies: dict[tuple[str, str], Asset], task: Any
+    target: Environment, plan: dict[str, Any], changed_on: dict[tuple[str, str], str], task: Any
 ) -> None:
     """Record what this migration left on the target, asset by asset (PromotedAsset)."""
     for kind in ("datasets", "charts", "dashboards"):
@@ -500,8 +528,7 @@ def remember_writes(
             if item["action"] not in ("create", "update", "unchanged", "rename", "take_over"):
                 continue
             uuid = expected_uuid(kind, item)
-            copy = copies.get((kind, uuid))
-            if copy is None:
+            if not changed_on.get((kind, uuid)):
                 continue
             PromotedAsset.objects.update_or_create(
                 target=target,
@@ -509,7 +536,7 @@ def remember_writes(
                 uuid=uuid,
                 defaults={
                     "source_hash": item["exact"],
-                    "target_hash": copy.exact,
+                    "target_changed_on": changed_on[(kind, uuid)],
                     "task": task,
                 },
             )

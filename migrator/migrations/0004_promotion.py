@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
                 ('asset_type', models.CharField(max_length=20)),
                 ('uuid', models.CharField(max_length=36)),
                 ('source_hash', models.CharField(max_length=64)),
-                ('target_hash', models.CharField(max_length=64)),
+                ('target_changed_on', models.CharField(max_length=64)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('target', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='migrator.environment')),
                 ('task', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tasks_app.task')),

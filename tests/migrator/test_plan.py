@@ -73,7 +73,7 @@ def _target_with_everything(**copies_from) -> Inventory:
     return Inventory(
         databases=[{"id": 1, "uuid": DB, "name": "analytics", "backend": "postgresql"}],
         datasets=[{"id": 2, "uuid": DS, "schema": "public", "table": "sales", "database_uuid": DB}],
-        charts=[{"id": 3, "uuid": CH, "name": "Sales"}],
+        charts=[{"id": 3, "uuid": CH, "name": "Sales", "changed_on": "2026-12-01T10:00:00"}],
         dashboards=[{"id": 4, "uuid": DA, "name": "Sales", "slug": "sales"}],
         copies={(a.type, a.uuid): a for a in copy.assets},
     )
@@ -161,12 +161,14 @@ def test_identical_assets_are_unchanged_and_different_ones_updated_or_kept():
 
 
 def test_a_record_of_the_last_write_makes_an_asset_unchanged():
+    # The target exports it otherwise (its own rendering), but nobody changed it since.
     target = _target_with_everything(chart="As the target exports it")
     source_chart = scan(io.BytesIO(_bundle())).by_uuid("charts")[CH]
-    target_chart = target.copies[("charts", CH)]
-    records = {("charts", CH): (source_chart.exact, target_chart.exact)}
+    records = {("charts", CH): (source_chart.exact, "2026-12-01T10:00:00")}
     assert _action(_plan(target, overwrite=True, records=records), "charts") == "unchanged"
     assert _action(_plan(target, overwrite=True), "charts") == "update"
+    edited_since = {("charts", CH): (source_chart.exact, "2026-11-30T09:00:00")}
+    assert _action(_plan(target, overwrite=True, records=edited_since), "charts") == "update"
 
 
 def test_a_slug_taken_by_another_dashboard_is_a_conflict_until_answered():
@@ -207,3 +209,11 @@ def test_a_rewritten_bundle_points_at_the_targets_own_assets():
 
 def _paths():
     return [a.path for a in scan(io.BytesIO(_bundle())).assets]
+
+
+def test_answering_a_conflict_brings_back_what_the_dashboard_needs():
+    target = Inventory(dashboards=[{"id": 8, "uuid": "other", "name": "Theirs", "slug": "sales"}])
+    plan = _plan(target)
+    assert plan["summary"] == {"conflict": 1, "skip": 3}
+    resolve_conflicts(plan, {"sales": "take_over"}, {"sales"})
+    assert plan["summary"] == {"create": 3, "take_over": 1}
