@@ -305,16 +305,22 @@ class MappingsIO(Schema):
 
 def _validated_migration(
     request: HttpRequest, payload: MigrationIn, *, starting: bool
-) -> tuple[Any, dict]:
+) -> tuple[Any, dict, dict[int, str]]:
     form = MigrationForm(payload.dict(include={"source", "target", "dashboards", "overwrite"}))
     if not form.is_valid():
         raise _Invalid("Invalid migration.", _form_errors(form))
     data = form.cleaned_data
     choices = payload.choices()
+    titles: dict[int, str] = {}
     try:
         # A script gets a 400 for a slug conflict it did not answer (a person is asked).
         errors = promote.check_choices(
-            data["source"], data["target"], data["dashboards"], require_answers=starting, **choices
+            data["source"],
+            data["target"],
+            data["dashboards"],
+            require_answers=starting,
+            titles=titles,
+            **choices,
         )
     except SupersetError as exc:
         if not starting:
@@ -323,7 +329,7 @@ def _validated_migration(
         errors = {}
     if errors:
         raise _Invalid("Invalid choices.", errors)
-    return form, choices
+    return form, choices, titles
 
 
 class _Invalid(Exception):
@@ -343,12 +349,13 @@ def _invalid(request: HttpRequest, exc: _Invalid) -> HttpResponse:
     summary="Start a migration task (returns at once)",
 )
 def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
-    form, choices = _validated_migration(request, payload, starting=True)
+    form, choices, titles = _validated_migration(request, payload, starting=True)
     task = start_migration(
         owner=request.user,
         source=form.cleaned_data["source"],
         target=form.cleaned_data["target"],
-        dashboards=form.dashboard_refs({}),
+        # Titles read by the check: the task need not look them up again.
+        dashboards=form.dashboard_refs(titles),
         overwrite=form.cleaned_data["overwrite"],
         **choices,
     )
@@ -363,7 +370,7 @@ def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
     "and the target is only read.",
 )
 def plan_migration(request: HttpRequest, payload: MigrationIn) -> Any:
-    form, choices = _validated_migration(request, payload, starting=False)
+    form, choices, _ = _validated_migration(request, payload, starting=False)
     data = form.cleaned_data
     try:
         plan = promote.preview(

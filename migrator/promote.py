@@ -239,10 +239,12 @@ def check_choices(
     databases: dict[str, dict[str, Any]],
     conflicts: dict[str, str],
     require_answers: bool = False,
+    titles: dict[int, str] | None = None,
 ) -> dict[str, list[str]]:
     """Errors naming each choice that refers to nothing (read-only calls, only for
     what was chosen): a source connection, a target connection, a dashboard. With
-    ``require_answers``, also each slug conflict left without an answer."""
+    ``require_answers``, also each slug conflict left without an answer. The
+    dashboards' titles, when they were read, are put in ``titles``."""
     errors: dict[str, list[str]] = {}
     if databases:
         with sessions.borrow(source) as client:
@@ -264,6 +266,8 @@ def check_choices(
     if conflicts or require_answers:
         with sessions.borrow(source) as client:
             rows = client.get_dashboards(dashboard_ids)
+        if titles is not None:
+            titles.update({row["id"]: row["title"] or "" for row in rows})
         known = {str(r.get("uuid")) for r in rows} | {r["slug"] for r in rows if r.get("slug")}
         for key in conflicts:
             if key not in known:
@@ -439,9 +443,12 @@ def expected_uuid(kind: str, item: dict[str, Any]) -> str:
     return item["uuid"]
 
 
-def check(target: Environment, plan: dict[str, Any]) -> dict[str, Any]:
+def check(target: Environment, plan: dict[str, Any], *, written: bool = True) -> dict[str, Any]:
     """Read the target again: every planned asset under its planned uuid, every dataset
-    on its planned connection, every imported dashboard with its charts."""
+    on its planned connection, every imported dashboard with its charts. When nothing
+    was written, the plan's own reading of the target (moments ago) is the answer."""
+    if not written:
+        return _report(plan, target, _rows_in_plan(plan), {})
     wanted = {
         kind: {expected_uuid(kind, i) for i in plan[kind] if i["action"] != "skip"}
         for kind in ("datasets", "charts", "dashboards")
@@ -470,6 +477,24 @@ def check(target: Environment, plan: dict[str, Any]) -> dict[str, Any]:
             if kind == "datasets":
                 database = row.get("database") if isinstance(row.get("database"), dict) else {}
                 dataset_db[str(row["uuid"])] = db_uuid.get(database.get("id"), "")
+    return _report(plan, target, rows, dataset_db)
+
+
+def _rows_in_plan(plan: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (kind, expected_uuid(kind, item)): item["target"]
+        for kind in ("databases", "datasets", "charts", "dashboards")
+        for item in plan[kind]
+        if item.get("target")
+    }
+
+
+def _report(
+    plan: dict[str, Any],
+    target: Environment,
+    rows: dict[tuple[str, str], dict[str, Any]],
+    dataset_db: dict[str, str],
+) -> dict[str, Any]:
     db_target = {d["uuid"]: expected_uuid("databases", d) for d in plan["databases"]}
     warnings: list[str] = []
     items: list[dict[str, Any]] = []
@@ -493,7 +518,7 @@ def check(target: Environment, plan: dict[str, Any]) -> dict[str, Any]:
                     f"{_singular(kind)} {item['name']!r} is not on the target under uuid {uuid}."
                 )
                 entry["outcome"] = "missing"
-            elif kind == "datasets":
+            elif kind == "datasets" and dataset_db:
                 planned_db = db_target.get(item["database"], item["database"])
                 if dataset_db.get(uuid) != planned_db:
                     warnings.append(
