@@ -76,17 +76,24 @@ PY
 
 pids=()
 stop() {
-  trap - INT TERM EXIT
+  trap - EXIT
+  # A second Ctrl+C is passed on: a worker takes it as "stop now" and hands
+  # its running task back instead of finishing it.
+  trap 'echo "Stopping now: running tasks are handed back…"; kill -TERM "${pids[@]}" 2>/dev/null' INT TERM
   echo "Stopping ${#pids[@]} process(es)…"
   kill -TERM "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
+  # `wait` returns early when a signal arrives: wait again until each is gone.
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null; done
+  done
 }
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 trap stop EXIT
 
 # Each server in its own session: Ctrl+C reaches this script only, which then
-# sends one SIGTERM to each (a worker takes a second signal as "stop now").
+# sends one SIGTERM to each (workers finish their running task first, for at
+# most WORKER_SHUTDOWN_TIMEOUT); a second Ctrl+C sends another ("stop now").
 for port in $WEB_PORTS; do
   setsid "$BIN/daphne" -b "$HOST" -p "$port" migrator.asgi:application &
   pids+=($!)

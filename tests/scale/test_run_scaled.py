@@ -55,7 +55,9 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def scaled_run():
-    name = "migrator_scale_run"
+    # Named after this run's test database: two suites on one machine (each
+    # with its own DATABASE_URL) must not drop each other's.
+    name = f"{connection.settings_dict['NAME']}_run"
     _drop(name)
     server = _server()
     auth = server["user"] + (f":{server['password']}" if server["password"] else "")
@@ -71,6 +73,8 @@ def scaled_run():
         "WEB_PORTS": " ".join(map(str, ports)),
         "DJANGO_SUPERUSER_USERNAME": "admin",
         "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+        # Only a second Ctrl+C can end a running task here (see the test).
+        "WORKER_SHUTDOWN_TIMEOUT": "3600",
     }
     for key in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "TASKS_EMBEDDED_WORKERS", "WORKER_MODE"):
         env.pop(key, None)
@@ -128,16 +132,8 @@ def test_it_runs_two_web_and_two_worker_processes_and_ctrl_c_stops_them(scaled_r
     listeners = Listeners(urls[0], dict(session.cookies))
     try:
         sock = listeners.one("/ws/tasks/?format=json")
-        check = subprocess.run(
-            [str(Path(sys.executable).parent / "python"), "manage.py", "check_workers"],
-            cwd=REPO,
-            env={**scaled_run["env"], "WORKER_MODE": "external"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert check.returncode == 0, check.stdout + check.stderr
-        task_id = int(re.search(r"probe task #(\d+)", check.stdout).group(1))
+        check = _manage(scaled_run, "check_workers")
+        task_id = int(re.search(r"probe task #(\d+)", check).group(1))
         wait_until(lambda: "SUCCESS" in sock.statuses(task_id), 10, "SUCCESS on web 1")
         # PENDING comes from the command's process, the rest from the worker's:
         # in either order, each with its version; the newest is SUCCESS.
@@ -146,15 +142,58 @@ def test_it_runs_two_web_and_two_worker_processes_and_ctrl_c_stops_them(scaled_r
     finally:
         listeners.close()
 
-    # Ctrl+C: the script stops every process it started.
+    # A long task on one worker, then Ctrl+C: the script stops every process it
+    # started; the busy worker finishes its task first...
+    long_id = int(
+        _manage(
+            scaled_run,
+            "shell",
+            "-c",
+            "from tasks_app import engine; "
+            "print(engine.submit('probe', owner=None, params={'seconds': 3600}).pk)",
+        ).split()[-1]
+    )
+
+    def running_on() -> int | None:
+        entries = session.get(f"/api/tasks/{long_id}/logs").json()["entries"]
+        ran = [e["context"]["worker"] for e in entries if e["message"] == "Probe ran"]
+        return int(ran[0].split("-")[-2]) if ran else None  # host-pid-random
+
+    busy = wait_until(running_on, 30, "the long probe to start")
     children = [int(p) for p in re.findall(r"\(pid (\d+)\)", log.read_text())]
-    assert len(children) == 4
-    started = time.monotonic()
+    assert len(children) == 4 and busy in children
+    stopped = time.monotonic()
     os.kill(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=60) != 0
-    wait_until(lambda: not any(_alive(pid) for pid in children), 10, "every process gone")
-    assert time.monotonic() - started < 20
+    wait_until(
+        lambda: not any(_alive(pid) for pid in children if pid != busy),
+        30,
+        "the web processes and the idle worker to stop",
+    )
+    print(f"\nCtrl+C: web processes and idle worker gone in {time.monotonic() - stopped:.1f} s")
+    assert "Stopping 4 process(es)" in log.read_text()
+    assert _alive(busy) and proc.poll() is None  # an hour to finish its task
     for url in urls:
         with pytest.raises(requests.ConnectionError):
             requests.get(url + "/accounts/login/", timeout=2)
-    assert "Stopping 4 process(es)" in log.read_text()
+
+    # ...unless Ctrl+C comes again: "stop now", the task is handed back.
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) != 0
+    wait_until(lambda: not any(_alive(pid) for pid in children), 10, "every process gone")
+    text = log.read_text()
+    assert "Stopping now" in text
+    assert f"handed back task(s) #{long_id}" in text
+
+
+def _manage(run: dict, *args: str) -> str:
+    """``manage.py`` on the scaled topology's settings, as another machine would run it."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "python"), "manage.py", *args],
+        cwd=REPO,
+        env={**run["env"], "WORKER_MODE": "external"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
