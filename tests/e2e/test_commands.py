@@ -124,3 +124,38 @@ def test_migrate_dashboards_plans_maps_and_answers_conflicts(
     assert {"table_name": "sales", "database": {"database_name": "prod_public"}} in sales
     assert target_admin.database_by_name("mig_public") is None  # mapped, not created
     target_admin.delete_everything()  # the other tests' Sales Overview needs its slug back
+
+
+def test_migrate_dashboards_replaces_or_creates_a_connection_when_told(
+    app_server, source_admin, target_admin
+):
+    target_admin.delete_everything()
+    own = target_admin.post(
+        "/api/v1/database/",
+        json={
+            "database_name": "mig_public",
+            "sqlalchemy_uri": "postgresql://mig_reader@127.0.0.1:5432/postgres",
+        },
+    )
+    assert own.status_code == 201, own.text
+    (dashboard,) = source_admin.dashboards_by_title("Sales Overview")
+    args = ["--source", "source", "--target", "target", "--dashboard", str(dashboard["id"])]
+
+    refused = _manage(app_server, "migrate_dashboards", *args, "--create", "mig_public", "--plan")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "own connection named 'mig_public'" in refused.stderr
+
+    replaced = _manage(app_server, "migrate_dashboards", *args, "--replace", "mig_public")
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    assert "replaced" in replaced.stdout
+    (row,) = target_admin.databases()
+    assert row["id"] == own.json()["id"]
+    uri = target_admin.database_connection(row["id"])["sqlalchemy_uri"]
+    assert uri.endswith("/mig_public")  # the source's database now
+
+    target_admin.delete_everything()
+    created = _manage(app_server, "migrate_dashboards", *args, "--create", "mig_public")
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "created" in created.stdout
+    assert [d["database_name"] for d in target_admin.databases()] == ["mig_public"]
+    target_admin.delete_everything()
