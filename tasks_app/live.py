@@ -1,12 +1,12 @@
 """The one way live updates leave the server.
 
-A task's changes arrive through ``signals.task_changed`` (sent by the
-models and the engine, connected in ``AppConfig.ready``); other code that
-changes a task calls ``task_changed``. Either way the same fragment templates
-the pages include are rendered and sent to the channel-layer groups the
-consumers listen on, stamped with the task's version: several processes
-publish about one task (the web process that queued it, the worker that runs
-it) in no particular order, and the browser keeps the newest.
+A task's changes arrive through ``signals.task_changed`` (sent by the models
+and the engine, connected in ``AppConfig.ready``) with the state each change
+made. The same fragment templates the pages include are rendered and sent to
+the channel-layer groups the consumers listen on, stamped with the task's
+version: several processes publish about one task (the web process that
+queued it, the worker that runs it) in no particular order, and the browser
+keeps the newest.
 
 Scaled out, the layer is Redis, and Redis can be down: publishing then never
 blocks nor crashes the task or request that publishes (a background thread
@@ -296,14 +296,10 @@ def on_task_changed(sender: Any, task: Any, created: bool = False, **kwargs: Any
     transaction.on_commit(lambda: _publish_task(snapshot, created))
 
 
-def task_changed(task: Any, *, created: bool = False) -> None:
-    """Publish a task that changed outside a status transition (e.g. a kind
-    filled in its params): its row as it is now, once the transaction commits."""
-    from tasks_app.models import Task
-
-    current = Task.objects.select_related("owner").filter(pk=task.pk).first()
-    if current is not None:
-        on_task_changed(Task, current, created)
+def task_changed(task: Any) -> None:
+    """For code that changed a task outside a status transition: ``Task.touch``
+    (a new version of it, published once the transaction commits)."""
+    task.touch()
 
 
 def task_summary(task: Any) -> dict[str, Any]:

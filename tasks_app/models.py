@@ -175,10 +175,21 @@ class Task(models.Model):
                 raise IllegalTransition(
                     f"Task #{self.pk} cannot go from {current or 'deleted'} to {to}."
                 )
-            # Our UPDATE holds the row's lock until the transaction ends: this is
-            # exactly the state the change made, under the version it got.
-            changed = Task.objects.select_related("owner").get(pk=self.pk)
-            task_changed.send(sender=Task, task=changed, created=False)
+            self._announce()
+
+    def touch(self) -> None:
+        """A change outside a transition (a kind filled in its params, or saved
+        what it shows with the task): a new version, published like a transition."""
+        with transaction.atomic():
+            if Task.objects.filter(pk=self.pk).update(updated_at=timezone.now()):
+                self._announce()
+
+    def _announce(self) -> None:
+        """Inside the transaction that just updated the row: our UPDATE holds its
+        lock until the end, so what is read here is exactly the state this change
+        made, under the version it got. Sent to whoever listens, and kept."""
+        changed = Task.objects.select_related("owner").get(pk=self.pk)
+        task_changed.send(sender=Task, task=changed, created=False)
         for f in Task._meta.concrete_fields:
             setattr(self, f.attname, getattr(changed, f.attname))
 

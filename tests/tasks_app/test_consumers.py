@@ -63,7 +63,7 @@ async def test_history_sockets_receive_row_updates():
             "dashboards": [{"id": 1, "title": "Sales"}],
         },
     )
-    await sync_to_async(live.task_changed)(task, created=True)
+    await sync_to_async(live.on_task_changed)(Task, task, created=True)
     html = await communicator.receive_from(timeout=2)
     assert f'id="task-{task.pk}"' in html
     assert 'hx-swap-oob="true"' in html
@@ -77,7 +77,7 @@ async def test_a_filtered_history_socket_removes_rows_that_leave_the_filter():
     communicator = await _connect("/ws/tasks/?status=PENDING", cookie)
     assert (await communicator.connect())[0]
     task = await Task.objects.acreate(kind="migration", status="PENDING")
-    await sync_to_async(live.task_changed)(task, created=True)
+    await sync_to_async(live.on_task_changed)(Task, task, created=True)
     assert 'data-status="PENDING"' in await communicator.receive_from(timeout=2)
     # The status change itself publishes (no manual publish here).
     await sync_to_async(task.start)("w1")

@@ -122,3 +122,22 @@ def test_a_refused_move_makes_no_version():
     with pytest.raises(IllegalTransition):
         stale_copy.start("w2")
     assert Task.objects.get(pk=task.pk).version == 2
+
+
+def test_a_change_outside_a_transition_is_a_new_version_published_as_it_is(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """A kind that saved something about a task (its params, what it shows with
+    it) says so; the task gets a new version and listeners get that state."""
+    from tasks_app import live
+
+    sent = []
+    monkeypatch.setattr(live, "send", lambda group, message: sent.append(message))
+    task = Task.objects.create(kind="demo")
+    task.start("w1")
+    Task.objects.filter(pk=task.pk).update(params={"title": "Sales"})  # version 3
+    with django_capture_on_commit_callbacks(execute=True):
+        live.task_changed(task)
+    assert task.version == 4
+    (published,) = [m["task"] for m in sent if m["type"] == "task.changed"]
+    assert (published["status"], published["version"]) == ("RUNNING", 4)
