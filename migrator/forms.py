@@ -37,7 +37,7 @@ class EnvironmentForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["password"].help_text = (
                 "Stored encrypted and never shown again. Leave blank to keep the current one; "
-                "changing the URL, username or provider needs it again."
+                "changing the URL, username, provider or TLS setting needs it again."
             )
 
     @classmethod
@@ -55,7 +55,9 @@ class EnvironmentForm(forms.ModelForm):
         if self.instance.pk is None:
             self.add_error("password", "Enter the Superset user's password.")
         elif all(key in data for key in ("url", "username", "provider")) and not (
-            self.instance.password_applies_to(data["url"], data["username"], data["provider"])
+            self.instance.password_applies_to(
+                data["url"], data["username"], data["provider"], data.get("verify_tls", True)
+            )
         ):
             self.add_error("password", PASSWORD_AGAIN)
         return data
@@ -67,8 +69,8 @@ class EnvironmentForm(forms.ModelForm):
 
 
 PASSWORD_AGAIN = (
-    "Enter the password again: the stored one was saved for another URL, username or "
-    "provider, and is never sent anywhere else."
+    "Enter the password again: the stored one was saved for another URL, username, "
+    "provider or TLS setting, and is never sent anywhere else."
 )
 
 

@@ -20,9 +20,12 @@ def canonical_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def credential_scope(password: str, url: str, username: str, provider: str) -> str:
-    """What a stored password is bound to: the address, user and provider it was
-    saved with, and a fingerprint of the password itself.
+def credential_scope(
+    password: str, url: str, username: str, provider: str, verify_tls: bool = True
+) -> str:
+    """What a stored password is bound to: the address, user, provider and TLS
+    checking it was saved with, and a fingerprint of the password itself (turning
+    certificate checks off would let another server answer for the same address).
 
     Kept encrypted next to the password (so it cannot be forged or swapped
     between rows without the key) and checked every time a client is built.
@@ -33,13 +36,15 @@ def credential_scope(password: str, url: str, username: str, provider: str) -> s
             "url": canonical_url(url),
             "username": username,
             "provider": provider,
+            **({} if verify_tls else {"verify_tls": False}),
         },
         sort_keys=True,
     )
 
 
 class PasswordNotBound(SupersetError):
-    """The environment's URL, username or provider changed since its password was saved."""
+    """The environment's URL, username, provider or TLS setting changed since its
+    password was saved."""
 
 
 class Environment(models.Model):
@@ -104,20 +109,25 @@ class Environment(models.Model):
     def set_password(self, password: str) -> None:
         """Store ``password`` for the URL, username and provider the environment has now."""
         self.password = password
-        self.password_scope = credential_scope(password, self.url, self.username, self.provider)
+        self.password_scope = credential_scope(
+            password, self.url, self.username, self.provider, self.verify_tls
+        )
 
-    def password_applies_to(self, url: str, username: str, provider: str) -> bool:
-        """Whether the stored password was saved for this address, user and provider."""
-        expected = credential_scope(self.password or "", url, username, provider)
+    def password_applies_to(
+        self, url: str, username: str, provider: str, verify_tls: bool = True
+    ) -> bool:
+        """Whether the stored password was saved for this address, user, provider and
+        TLS checking."""
+        expected = credential_scope(self.password or "", url, username, provider, verify_tls)
         return bool(self.password) and hmac.compare_digest(self.password_scope or "", expected)
 
     def client(self) -> SupersetClient:
         # The one place a stored password leaves the app: it only ever goes to
         # the address it was saved with, whoever changed the URL and however.
-        if not self.password_applies_to(self.url, self.username, self.provider):
+        if not self.password_applies_to(self.url, self.username, self.provider, self.verify_tls):
             raise PasswordNotBound(
-                f"The stored password of {self.name} was saved for another URL, username or "
-                "login provider, so it is not sent. Someone who manages environments must "
+                f"The stored password of {self.name} was saved for another URL, username, "
+                "login provider or TLS setting, so it is not sent. Someone who manages environments must "
                 "enter the password again."
             )
         return SupersetClient(

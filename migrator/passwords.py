@@ -12,6 +12,7 @@ the answers, so secrets never reach a worker or any table.
 from __future__ import annotations
 
 import io
+import uuid as uuid_module
 import zipfile
 from collections import defaultdict
 from typing import Any
@@ -144,13 +145,18 @@ def plan_fields(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return fields
 
 
-def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> tuple[bytes, dict]:
+def _database_bundle(
+    bundle_name: str, key: str, secrets: dict[str, str], *, trial: bool = False
+) -> tuple[bytes, dict]:
     """A ``type: Database`` bundle with this database's secrets inside its YAML, and
-    that YAML (for its uuid and name)."""
+    that YAML (for its uuid and name); a ``trial`` copy under a uuid and name of its own."""
     with default_storage.open(bundle_name, "rb") as saved, zipfile.ZipFile(saved) as archive:
         member = next(n for n in archive.namelist() if n.split("/", 1)[-1] == key)
         root = member.split("/", 1)[0]
         document = yaml.safe_load(archive.read(member))
+    if trial:
+        document["uuid"] = str(uuid_module.uuid4())
+        document["database_name"] = f"{document['database_name']} (checking {document['uuid'][:8]})"
     if "password" in secrets:
         uri = document["sqlalchemy_uri"]
         current, span = split_uri_password(uri)
@@ -172,11 +178,23 @@ def _database_bundle(bundle_name: str, key: str, secrets: dict[str, str]) -> tup
 
 
 def _check_database(
-    client: Any, bundle_name: str, key: str, secrets: dict[str, str], *, replace: bool = False
+    client: Any,
+    bundle_name: str,
+    key: str,
+    secrets: dict[str, str],
+    *,
+    replace: bool = False,
+    trial: bool = False,
 ) -> str:
     """Create (or, when ``replace``, overwrite) the database on the target with
-    ``secrets`` and test it; '' when right."""
-    data, document = _database_bundle(bundle_name, key, secrets)
+    ``secrets`` and test it; '' when right. A ``trial`` copy is deleted either way."""
+    if replace:
+        # Tested first on a copy of its own (another uuid and name), so a wrong answer
+        # never leaves the target's connection replaced.
+        problem = _check_database(client, bundle_name, key, secrets, trial=True)
+        if problem:
+            return problem
+    data, document = _database_bundle(bundle_name, key, secrets, trial=trial)
     uuid, name = document["uuid"], document["database_name"]
     document.clear()  # it holds the secrets
     try:
@@ -204,18 +222,25 @@ def _check_database(
     try:
         client.test_database_connection(name, connection["sqlalchemy_uri"], **extra)
     except ConnectionTestFailed as exc:
-        if not replace:
-            # Just created, used by nothing: gone again. A replaced connection stays
-            # replaced (the user chose that); the next answer overwrites it again.
+        if not replace:  # just created, used by nothing: gone again
             client.delete_database(row["id"])
         return f"Wrong: {exc.message}"
+    if trial:
+        client.delete_database(row["id"])
     return ""
 
 
 def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str, str]:
     """The migration kind's answer hook (see tasks_app.engine.answer)."""
     fields = {field_id(f): f for f in request.fields}
-    log = TaskLog(task, secrets=[v for v in given.values() if isinstance(v, str)])
+    log = TaskLog(
+        task,
+        secrets=[
+            v
+            for fid, v in given.items()
+            if isinstance(v, str) and FIELD_TYPES[fields[fid]["type"]][1].startswith("secret")
+        ],
+    )
     errors: dict[str, str] = {}
 
     if any(fields[fid]["type"] == "overwrite" for fid in given):

@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 
 from migrator import passwords, promote, sessions
 from migrator.models import Environment, Promotion
-from migrator.plan import PlanError, display_rows, plan_lines, resolve_conflicts
+from migrator.plan import PlanError, display_rows, plan_lines
 from migrator.superset.bundle import ImportProblems, inspect_bundle, strip_fields
 from migrator.superset.errors import ImportRejected, SupersetError
 from tasks_app import engine, live
@@ -113,34 +113,29 @@ def _promotion(task: Task) -> Promotion:
 
 def plan_step(ctx: StepContext) -> None:
     """Plan against the target (read-only), then ask everything the plan needs at once:
-    the secrets of connections it creates, and what to do about slug conflicts."""
+    the secrets of connections it creates or replaces, and what to do about slug
+    conflicts. A task resumed after answering plans again: the target may have changed
+    while it waited, and the answers are part of the choices now."""
     name = _saved_bundle(ctx)
     source, target = _environment(ctx, "source"), _environment(ctx, "target")
     promotion = _promotion(ctx.task)
-    plan = promotion.plan
-    if plan is None:
-        started = time.monotonic()
-        try:
-            with default_storage.open(name, "rb") as bundle:
-                plan = promote.plan_bundle(source, target, bundle, ctx.task.params)
-        except PlanError as exc:
-            raise TaskFailed(f"The migration cannot be planned: {exc}") from exc
-        except SupersetError as exc:
-            ctx.log.error(f"Reading the target failed: {exc.message}", status=exc.status)
-            raise _failed("target", target, exc) from exc
+    started = time.monotonic()
+    try:
+        with default_storage.open(name, "rb") as bundle:
+            plan = promote.plan_bundle(source, target, bundle, ctx.task.params)
+    except PlanError as exc:
+        raise TaskFailed(f"The migration cannot be planned: {exc}") from exc
+    except SupersetError as exc:
+        ctx.log.error(f"Reading the target failed: {exc.message}", status=exc.status)
+        raise _failed("target", target, exc) from exc
+    promote.mark_answered(plan, ctx.task.params.get("created_databases") or [])
+    if promotion.plan is None:
         promote.remember_choices(source, target, plan)
-        ctx.log.info(
-            f"Plan against {target.name}: {_counts(plan['summary'])}",
-            plan=[line.strip() for line in plan_lines(plan)],
-            duration_ms=_ms(started),
-        )
-    else:
-        resolve_conflicts(
-            plan, ctx.task.params.get("conflicts") or {}, set(plan.get("slugs_taken", []))
-        )
-        created = set(ctx.task.params.get("created_databases") or [])
-        for db in plan["databases"]:
-            db["exists"] = db["exists"] or db["path"] in created
+    ctx.log.info(
+        f"Plan against {target.name}: {_counts(plan['summary'])}",
+        plan=[line.strip() for line in plan_lines(plan)],
+        duration_ms=_ms(started),
+    )
     promotion.plan = plan
     promotion.save(update_fields=["plan", "updated_at"])
     live.task_changed(ctx.task)
@@ -162,6 +157,9 @@ def import_step(ctx: StepContext) -> None:
     name = _saved_bundle(ctx)
     target = _environment(ctx, "target")
     plan = _promotion(ctx.task).plan
+    if plan is None:  # exported again (the saved bundle was gone): plan it again too
+        plan_step(ctx)
+        plan = _promotion(ctx.task).plan
     imports = promote.Imports(plan)
     calls = imports.calls()
     ctx.checkpoint["written"] = bool(calls)
@@ -202,7 +200,6 @@ def import_step(ctx: StepContext) -> None:
 
 def verify_step(ctx: StepContext) -> None:
     """Read the target again and report per asset; a mismatch fails the task."""
-    name = _saved_bundle(ctx)
     target = _environment(ctx, "target")
     promotion = _promotion(ctx.task)
     try:
@@ -219,8 +216,9 @@ def verify_step(ctx: StepContext) -> None:
         f"Report: {_counts(result['counts'])}",
         report=[f"{a['type'][:-1]} {a['name']}: {a['outcome']}" for a in result["assets"]],
     )
-    default_storage.delete(name)
-    ctx.checkpoint.pop("bundle", None)
+    name = ctx.checkpoint.pop("bundle", None)
+    if name and default_storage.exists(name):
+        default_storage.delete(name)
     if result["warnings"]:
         raise TaskFailed(
             f"Imported, but {len(result['warnings'])} check(s) on {target.name} failed: "
@@ -248,6 +246,14 @@ def _strip_unknown_fields(
 
 def _refused(ctx: StepContext, target: Environment, name: str, exc: ImportRejected) -> None:
     """Superset's 422: a prompt when input can fix it, else a failure with its reason."""
+    if exc.problems.keys_needing("overwrite"):
+        # Something the plan saw missing exists now (another migration, a person):
+        # plan again rather than overwrite what the plan did not show.
+        Promotion.objects.filter(task=ctx.task).update(plan=None)
+        raise TaskFailed(
+            f"{target.name} changed since the plan ({exc.problems.describe()}). "
+            "Retry the task: it plans again against the target as it is now."
+        ) from exc
     if passwords.can_ask(exc.problems):
         with default_storage.open(name, "rb") as bundle:
             info = inspect_bundle(bundle)

@@ -80,6 +80,9 @@ def make_plan(bundle: BundleAssets, target: Inventory, choices: Choices) -> dict
     ds_target = {p["uuid"]: p["target_uuid"] for p in datasets}
     charts = [_chart(ch, target, choices, ds_target) for ch in bundle.of("charts")]
     dashboards = [_dashboard(d, target, choices, ds_target) for d in bundle.of("dashboards")]
+    taken = {r["slug"] for r in target.dashboards if r.get("slug")} | {
+        a.slug for a in bundle.of("dashboards") if a.slug
+    }
     plan = {
         "version": PLAN_VERSION,
         "overwrite": choices.overwrite,
@@ -88,8 +91,8 @@ def make_plan(bundle: BundleAssets, target: Inventory, choices: Choices) -> dict
         "charts": charts,
         "dashboards": dashboards,
     }
-    _skip_what_nothing_imports(plan)
-    plan["summary"] = summary(plan)
+    plan["slugs_taken"] = sorted(taken)
+    resolve_conflicts(plan, choices.conflicts, taken)
     return plan
 
 
@@ -131,12 +134,13 @@ def open_conflicts(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def databases_needing_secrets(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Connections written with a masked secret: asked before anything is written."""
     return [
         db
         for db in plan["databases"]
-        if db["action"] in ("create", "replace")
-        and not db.get("exists")
-        and (db["needs_password"] or db["ssh_secrets"])
+        if (db["needs_password"] or db["ssh_secrets"])
+        and not db.get("done")
+        and (db["action"] == "replace" or (db["action"] == "create" and not db["exists"]))
     ]
 
 
@@ -149,7 +153,9 @@ def resolve_conflicts(plan: dict[str, Any], answers: dict[str, str], slugs_taken
         if answer not in CONFLICT_ANSWERS:
             continue
         item["action"] = answer
-        item["new_slug"] = _free_slug(item["slug"], slugs_taken) if answer == "rename" else None
+        item["new_slug"] = (
+            _free_slug(item["slug"], item["uuid"], slugs_taken) if answer == "rename" else None
+        )
         item["reason"] = {
             "rename": f"imported as a new dashboard under the slug {item['new_slug']!r}",
             "take_over": "the target's dashboard with this slug is replaced by this one",
@@ -159,12 +165,16 @@ def resolve_conflicts(plan: dict[str, Any], answers: dict[str, str], slugs_taken
     plan["summary"] = summary(plan)
 
 
-def _free_slug(slug: str, taken: set[str]) -> str:
-    n = 2
-    while f"{slug}-{n}" in taken:
-        n += 1
-    taken.add(f"{slug}-{n}")
-    return f"{slug}-{n}"
+def _free_slug(slug: str, uuid: str, taken: set[str]) -> str:
+    """``<slug>-<start of the dashboard's uuid>``: the same on every run (a rename
+    sticks), and no dashboard of the target's own or of the bundle has it (the target
+    is read for the bundle's slugs only, so a counter like ``-2`` could be taken)."""
+    digits = uuid.replace("-", "")
+    candidates = [f"{slug}-{digits[:size]}" for size in range(8, len(digits) + 4, 4)]
+    candidates += [f"{slug}-{digits}-{n}" for n in range(2, len(taken) + 3)]
+    chosen = next(c for c in candidates if c not in taken)
+    taken.add(chosen)
+    return chosen
 
 
 # --- per asset type --------------------------------------------------------------------
@@ -291,6 +301,9 @@ def _existing(
     record = choices.records.get((kind, target_uuid))
     if record is not None and record == (asset.exact, row.get("changed_on")):
         return "unchanged", "as the last migration left it, on both sides: not written"
+    if record is not None and record[0] != asset.exact:
+        # Changed on the source since: no comparison that ignores ids may hide it.
+        return _differs(choices, "changed on the source since the last migration")
     copy = target.copies.get((kind, target_uuid))
     if copy is not None and _same_content(asset, copy, kind, target):
         return "unchanged", "identical on the target: not written"
@@ -350,7 +363,12 @@ def _dataset(
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "uuid": row["uuid"], "name": row.get("name") or ""}
+    return {
+        "id": row["id"],
+        "uuid": row["uuid"],
+        "name": row.get("name") or "",
+        "changed_on": row.get("changed_on") or "",
+    }
 
 
 def _chart(
@@ -394,10 +412,22 @@ def _dashboard(
         "new_slug": None,
     }
     by_uuid = target.by_uuid("dashboards")
+    twin = next(
+        (
+            r
+            for r in target.dashboards
+            if dash.slug and r["slug"] == dash.slug and r["uuid"] != dash.uuid
+        ),
+        None,
+    )
     if dash.uuid in by_uuid:
+        row = by_uuid[dash.uuid]
         action, reason = _existing("dashboards", dash, dash.uuid, target, choices)
-        return item | {"action": action, "reason": reason, "target": _row(by_uuid[dash.uuid])}
-    twin = next((r for r in target.dashboards if dash.slug and r["slug"] == dash.slug), None)
+        if twin is not None and row.get("slug"):
+            # Imported under another slug before (a conflict renamed it): it keeps it.
+            item["new_slug"] = row["slug"]
+            reason += f"; it keeps its slug {row['slug']!r} on the target"
+        return item | {"action": action, "reason": reason, "target": _row(row)}
     if twin is None:
         return item | {"action": "create", "reason": "created on the target"}
     item |= {
@@ -407,11 +437,6 @@ def _dashboard(
         "reason": f"the target has its own dashboard {twin['name']!r} with the slug "
         f"{dash.slug!r}: rename, take over or skip?",
     }
-    answer = choices.conflicts.get(dash.uuid) or choices.conflicts.get(dash.slug or "")
-    if answer:
-        taken = {r["slug"] for r in target.dashboards if r.get("slug")}
-        alone = {"dashboards": [item], "databases": [], "datasets": [], "charts": []}
-        resolve_conflicts(alone, {dash.uuid: answer}, taken)
     return item
 
 

@@ -20,7 +20,7 @@ from django.core.files.storage import default_storage
 
 from migrator import sessions
 from migrator.models import DatabaseMapping, Environment, PromotedAsset
-from migrator.plan import IMPORTED_DASHBOARD_ACTIONS, Choices, Inventory, make_plan
+from migrator.plan import IMPORTED_DASHBOARD_ACTIONS, Choices, Inventory, make_plan, summary
 from migrator.superset.assets import (
     BUNDLE_TYPES,
     Asset,
@@ -213,7 +213,6 @@ def plan_bundle(
     chosen = choices(source, target, params, bundle)
     inventory = read_inventory(target, bundle, chosen.records)
     plan = make_plan(bundle, inventory, chosen)
-    plan["slugs_taken"] = sorted({r["slug"] for r in inventory.dashboards if r.get("slug")})
     plan["target_connections"] = [
         {"id": r["id"], "uuid": r["uuid"], "name": r["name"]} for r in inventory.databases
     ]
@@ -303,6 +302,19 @@ def _slug_conflicts(
     ]
 
 
+def mark_answered(plan: dict[str, Any], created: list[str]) -> None:
+    """Connections whose secrets were answered are on the target now (the answer
+    created or replaced them, after Superset's connection test passed)."""
+    for db in plan["databases"]:
+        if db["path"] not in created:
+            continue
+        db["done"] = True
+        if db["action"] == "map" and db["target"] and db["target"]["uuid"] == db["uuid"]:
+            db["action"] = "create"
+            db["reason"] = "created on the target (its password was checked when given)"
+    plan["summary"] = summary(plan)
+
+
 def remember_choices(source: Environment, target: Environment, plan: dict[str, Any]) -> None:
     """Explicit map and create choices become this pair's defaults."""
     DatabaseMapping.remember(
@@ -372,9 +384,7 @@ class Imports:
         """(resource, bundle paths, overwrite, what) for each import, in order."""
         plan = self.plan
         calls: list[tuple[str, list[str], bool, str]] = []
-        replaced = [
-            d for d in plan["databases"] if d["action"] == "replace" and not d.get("exists")
-        ]
+        replaced = [d for d in plan["databases"] if d["action"] == "replace" and not d.get("done")]
         if replaced:
             calls.append(
                 (
@@ -448,7 +458,10 @@ def check(target: Environment, plan: dict[str, Any], *, written: bool = True) ->
     on its planned connection, every imported dashboard with its charts. When nothing
     was written, the plan's own reading of the target (moments ago) is the answer."""
     if not written:
-        return _report(plan, target, _rows_in_plan(plan), {})
+        rows = _rows_in_plan(plan)
+        result = _report(plan, target, rows, {})
+        result["changed_on"] = {key: row.get("changed_on", "") for key, row in rows.items()}
+        return result
     wanted = {
         kind: {expected_uuid(kind, i) for i in plan[kind] if i["action"] != "skip"}
         for kind in ("datasets", "charts", "dashboards")
@@ -518,7 +531,7 @@ def _report(
                     f"{_singular(kind)} {item['name']!r} is not on the target under uuid {uuid}."
                 )
                 entry["outcome"] = "missing"
-            elif kind == "datasets" and dataset_db:
+            elif kind == "datasets" and dataset_db and item["action"] in ("create", "update"):
                 planned_db = db_target.get(item["database"], item["database"])
                 if dataset_db.get(uuid) != planned_db:
                     warnings.append(

@@ -117,7 +117,7 @@ def test_migrate_dashboards_plans_maps_and_answers_conflicts(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Report:" in done.stdout and "mapped" in done.stdout
     slugs = sorted(d["slug"] for d in target_admin.dashboards() if "sales-overview" in d["slug"])
-    assert slugs == ["sales-overview", "sales-overview-2"]
+    assert slugs == ["sales-overview", f"sales-overview-{dashboard['uuid'][:8]}"]
     sales = target_admin.get_json(
         "/api/v1/dataset/?q=(columns:!(table_name,database.database_name))"
     )["result"]

@@ -207,7 +207,13 @@ def test_staff_manage_environments_without_being_given_the_permission(client, en
 
 
 @pytest.mark.parametrize(
-    "change", [{"url": "https://elsewhere.example"}, {"username": "root"}, {"provider": "ldap"}]
+    "change",
+    [
+        {"url": "https://elsewhere.example"},
+        {"username": "root"},
+        {"provider": "ldap"},
+        {"verify_tls": ""},  # certificate checks turned off
+    ],
 )
 def test_the_form_needs_the_password_again_for_a_new_address_user_or_provider(
     manager_client, env, change
@@ -220,7 +226,7 @@ def test_the_form_needs_the_password_again_for_a_new_address_user_or_provider(
 
 def test_the_edit_form_says_when_a_blank_password_is_kept(manager_client, env):
     html = manager_client.get(f"/environments/{env.pk}/").content.decode()
-    assert "changing the URL, username or provider needs it again" in html
+    assert "changing the URL, username, provider or TLS setting needs it again" in html
     add = manager_client.get("/environments/add/").content.decode()
     assert "Leave blank" not in add
 
@@ -306,7 +312,9 @@ def test_the_command_needs_the_password_again_for_a_new_address(env, change):
     with pytest.raises(CommandError) as no_terminal:
         _update(*change)
     assert no_terminal.value.returncode == cli.NEEDS_TERMINAL
-    assert "changing the URL, username or provider needs it again" in str(no_terminal.value)
+    assert "changing the URL, username, provider or TLS setting needs it again" in str(
+        no_terminal.value
+    )
     with pytest.raises(CommandError) as empty:
         _update(*change, "--password-stdin")
     assert empty.value.returncode == cli.BAD_ARGUMENTS
@@ -319,16 +327,16 @@ def test_the_command_needs_the_password_again_for_a_new_address(env, change):
 
 
 def test_the_command_keeps_the_password_when_the_address_stays(env):
-    _update("--no-verify-tls")
+    _update("--username", "svc", "--provider", "db")
     fresh = Environment.objects.get(pk=env.pk)
-    assert (fresh.verify_tls, fresh.password) == (False, "Very-Secret-pw1")
+    assert (fresh.username, fresh.password) == ("svc", "Very-Secret-pw1")
 
 
 def test_the_prompt_only_offers_to_keep_the_password_when_it_still_applies(env, monkeypatch):
     prompts: list[str] = []
     monkeypatch.setattr(cli, "is_terminal", lambda stream=None: True)
     monkeypatch.setattr(cli, "ask_secret", lambda prompt: prompts.append(prompt) or "New-pw-4")
-    _update("--no-verify-tls")
+    _update("--provider", "db")
     _update("--url", "https://elsewhere.example")
     assert prompts == [
         "Password of svc (empty keeps the current one): ",

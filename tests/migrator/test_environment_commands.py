@@ -156,9 +156,9 @@ def test_add_refuses_a_name_taken_unless_updating():
     assert code == cli.BAD_ARGUMENTS and "--update" in text
     # An update without a password (no terminal, no stdin flag) keeps it, while
     # the address stays (tests/migrator/test_environment_access.py: when it changes).
-    _run("add_environment", "prod", "--update", "--no-verify-tls", stdin="")
+    _run("add_environment", "prod", "--update", "--username", "u", stdin="")
     env = Environment.objects.get(name="prod")
-    assert (env.url, env.verify_tls, env.password) == ("http://old", False, "old-pw")
+    assert (env.url, env.username, env.password) == ("http://old", "u", "old-pw")
     _run("add_environment", "prod", "--update", "--password-stdin", stdin="new-pw\n")
     assert Environment.objects.get(name="prod").password == "new-pw"
 

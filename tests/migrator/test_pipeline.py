@@ -211,13 +211,14 @@ def test_unknown_fields_that_keep_coming_fail_the_task(ctx):
 class FakeSource:
     """Knows dashboard 2 ("Ops"); exports the test bundle."""
 
+    data = _bundle()
+
     def get_dashboards(self, ids):
         return [{"id": 2, "uuid": "d-1", "title": "Ops", "slug": "ops"}] if 2 in ids else []
 
     def export_dashboards(self, ids, dest):
-        data = _bundle()
-        dest.write(data)
-        return len(data)
+        dest.write(self.data)
+        return len(self.data)
 
 
 def test_the_export_keeps_the_bundle_and_fills_in_titles(ctx):
@@ -226,7 +227,7 @@ def test_the_export_keeps_the_bundle_and_fills_in_titles(ctx):
     ctx.checkpoint.clear()
     pipeline.export_step(ctx)
     with default_storage.open(ctx.checkpoint["bundle"]) as saved:
-        assert saved.read() == _bundle()
+        assert saved.read() == FakeSource.data  # as exported, byte for byte
     assert ctx.checkpoint["bundle_counts"] == {
         "dashboards": 1,
         "charts": 1,

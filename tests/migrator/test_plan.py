@@ -178,7 +178,8 @@ def test_a_slug_taken_by_another_dashboard_is_a_conflict_until_answered():
     assert [d["name"] for d in open_conflicts(plan)] == ["Sales"]
     resolve_conflicts(plan, {DA: "rename"}, {"sales", "sales-2"})
     (dash,) = plan["dashboards"]
-    assert (dash["action"], dash["new_slug"]) == ("rename", "sales-3")
+    # The start of its uuid: the same on every run, whatever else the target holds.
+    assert (dash["action"], dash["new_slug"]) == ("rename", "sales-dasrc")
     skipped = _plan(target, conflicts={"sales": "skip"})
     assert skipped["summary"] == {"skip": 4}  # nothing else is imported without it
 
@@ -209,6 +210,24 @@ def test_a_rewritten_bundle_points_at_the_targets_own_assets():
 
 def _paths():
     return [a.path for a in scan(io.BytesIO(_bundle())).assets]
+
+
+def test_a_new_slug_is_never_one_already_taken():
+    target = Inventory(dashboards=[{"id": 8, "uuid": "other", "name": "Theirs", "slug": "sales"}])
+    plan = _plan(target)
+    resolve_conflicts(plan, {"sales": "rename"}, {"sales", "sales-dasrc"})
+    assert plan["dashboards"][0]["new_slug"] not in {"sales", "sales-dasrc"}
+
+
+def test_a_renamed_dashboard_keeps_its_slug_on_the_next_run():
+    target = Inventory(
+        dashboards=[
+            {"id": 8, "uuid": "other", "name": "Theirs", "slug": "sales"},
+            {"id": 9, "uuid": DA, "name": "Sales", "slug": "sales-dasrc"},
+        ]
+    )
+    (dash,) = _plan(target, overwrite=True)["dashboards"]
+    assert (dash["action"], dash["new_slug"]) == ("update", "sales-dasrc")
 
 
 def test_answering_a_conflict_brings_back_what_the_dashboard_needs():

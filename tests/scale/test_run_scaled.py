@@ -78,16 +78,25 @@ def scaled_run():
     }
     for key in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "TASKS_EMBEDDED_WORKERS", "WORKER_MODE"):
         env.pop(key, None)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            ["bash", "scripts/run_scaled.sh"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    # Ctrl+C must reach the script as a terminal delivers it. A suite started
+    # in the background (`make test &`, nohup, a CI agent) runs with SIGINT
+    # ignored, children inherit that, and bash cannot trap a signal it was
+    # started ignoring: the script never saw the test's Ctrl+C and never
+    # stopped. A handler (not "ignore") is reset to the default by exec.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                ["bash", "scripts/run_scaled.sh"],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     run = {"proc": proc, "ports": ports, "env": env, "log": log_path, "db": name}
     yield run
     # Whatever the test did: nothing of it may survive.

@@ -85,6 +85,7 @@ class Command(BaseCommand):
                 fields["url"] or instance.url,
                 fields["username"] or instance.username,
                 fields["provider"] or instance.provider,
+                instance.verify_tls if fields["verify_tls"] is None else False,
             )
             username = fields["username"] or instance.username
             fields["password"] = self._password(options, username, keeps=keeps) or None
@@ -139,7 +140,9 @@ class Command(BaseCommand):
     @staticmethod
     def _password_needed(options: dict[str, Any], problem: str) -> str:
         if options["update"]:
-            return f"{problem}, and changing the URL, username or provider needs it again"
+            return (
+                f"{problem}, and changing the URL, username, provider or TLS setting needs it again"
+            )
         return problem
 
     @staticmethod
