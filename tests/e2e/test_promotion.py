@@ -11,8 +11,10 @@ import pytest
 
 from tests.e2e.superset_servers import (
     SECURE_ANALYTICS_DB,
+    SECURE_ANALYTICS_KEY,
     SECURE_DASHBOARD_TITLES,
     SECURE_DATABASE_NAMES,
+    SECURE_PASSWORD,
     SECURE_SALES_TITLE,
 )
 
@@ -294,3 +296,40 @@ def _inventory(admin) -> list:
         ]
         for resource in ("dashboard", "chart", "dataset", "database")
     ]
+
+
+def test_replacing_a_connection_with_a_wrong_password_leaves_it_as_it_was(
+    api, source_admin, target_admin
+):
+    target_admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
+    own = _own_connection(target_admin, SECURE_ANALYTICS_DB)
+    body = _body(
+        source_admin, SECURE_SALES_TITLE, databases={SECURE_ANALYTICS_DB: {"action": "replace"}}
+    )
+    asked = _run(api, body)
+    assert asked["status"] == "AWAITING_INPUT", asked
+    (field,) = asked["input_request"]["fields"]
+    assert (field["key"], field["type"]) == (SECURE_ANALYTICS_KEY, "password")
+
+    wrong = api.post(
+        f"/api/tasks/{asked['id']}/resume",
+        json={"passwords": {SECURE_ANALYTICS_KEY: "not-the-password-1"}},
+    )
+    assert wrong.status_code == 400, wrong.text
+    # Tested on a copy: the target's own connection is as it was, and no copy is left.
+    assert _uri(target_admin, SECURE_ANALYTICS_DB) == TARGET_OWN_URI
+    assert [d["database_name"] for d in target_admin.databases()].count(SECURE_ANALYTICS_DB) == 1
+    assert not [d for d in target_admin.databases() if "checking" in d["database_name"]]
+
+    right = api.post(
+        f"/api/tasks/{asked['id']}/resume",
+        json={"passwords": {SECURE_ANALYTICS_KEY: SECURE_PASSWORD}},
+    )
+    assert right.status_code == 202, right.text
+    task = api.wait_for_status(asked["id"], DONE)
+    assert task["status"] == "SUCCESS", task["error"]
+    replaced = target_admin.database_by_name(SECURE_ANALYTICS_DB)
+    assert replaced["id"] == own["id"]
+    assert _uri(target_admin, SECURE_ANALYTICS_DB) != TARGET_OWN_URI
+    assert target_admin.database_connection_ok(SECURE_ANALYTICS_DB)
+    assert _outcomes(task)[("databases", SECURE_ANALYTICS_DB)] == "replaced"
