@@ -371,14 +371,8 @@ def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
 )
 def plan_migration(request: HttpRequest, payload: MigrationIn) -> Any:
     form, choices, _ = _validated_migration(request, payload, starting=False)
-    data = form.cleaned_data
     try:
-        plan = promote.preview(
-            data["source"],
-            data["target"],
-            data["dashboards"],
-            {"overwrite": data["overwrite"], **choices},
-        )
+        plan = form.plan(choices)
     except PlanError as exc:
         return Reply(400, {"detail": "The migration cannot be planned.", "errors": exc.errors})
     except SupersetError as exc:

@@ -176,5 +176,18 @@ class MigrationForm(forms.Form):
                 conflicts[key.removeprefix("conflict__")] = value
         return {"databases": databases, "conflicts": conflicts}
 
+    def plan(self, choices: dict[str, Any]) -> dict[str, Any]:
+        """What this migration would do on the target (``promote.preview``): the page's
+        preview, ``POST /api/migrations/plan`` and ``migrate_dashboards --plan``."""
+        from migrator import promote  # promote reads Superset; the form itself does not
+
+        data = self.cleaned_data
+        return promote.preview(
+            data["source"],
+            data["target"],
+            data["dashboards"],
+            {"overwrite": data["overwrite"], **choices},
+        )
+
     def dashboard_refs(self, titles: dict[int, str]) -> list[dict[str, Any]]:
         return [{"id": i, "title": titles.get(i, "")} for i in self.cleaned_data["dashboards"]]

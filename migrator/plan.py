@@ -305,7 +305,9 @@ def _existing(
         # Changed on the source since: no comparison that ignores ids may hide it.
         return _differs(choices, "changed on the source since the last migration")
     copy = target.copies.get((kind, target_uuid))
-    if copy is not None and _same_content(asset, copy, kind, target):
+    # References (a chart's dataset, a dataset's connection) are compared by the
+    # caller, where they will point on the target.
+    if copy is not None and asset.content == copy.content:
         return "unchanged", "identical on the target: not written"
     return _differs(choices, "differs on the target")
 
@@ -316,24 +318,22 @@ def _differs(choices: Choices, why: str) -> tuple[str, str]:
     return "keep", f"{why}: kept as it is (overwrite is off)"
 
 
-def _same_content(asset: Asset, copy: Asset, kind: str, target: Inventory) -> bool:
-    # References (a chart's dataset, a dataset's connection) are compared by the caller,
-    # where they will point on the target.
-    return asset.content == copy.content
+def _item(asset: Asset, **more: Any) -> dict[str, Any]:
+    """What every planned dataset, chart and dashboard carries."""
+    return {
+        "uuid": asset.uuid,
+        "name": asset.name,
+        "path": asset.path,
+        "exact": asset.exact,
+        "target": None,
+        **more,
+    }
 
 
 def _dataset(
     ds: Asset, target: Inventory, choices: Choices, db_target: dict[str, str]
 ) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "uuid": ds.uuid,
-        "name": ds.name,
-        "path": ds.path,
-        "exact": ds.exact,
-        "database": ds.database_uuid,
-        "target": None,
-        "target_uuid": ds.uuid,
-    }
+    item = _item(ds, database=ds.database_uuid, target_uuid=ds.uuid)
     by_uuid = target.by_uuid("datasets")
     on_target_db = db_target.get(ds.database_uuid or "", ds.database_uuid)
     if ds.uuid in by_uuid:
@@ -374,14 +374,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 def _chart(
     chart: Asset, target: Inventory, choices: Choices, ds_target: dict[str, str]
 ) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "uuid": chart.uuid,
-        "name": chart.name,
-        "path": chart.path,
-        "exact": chart.exact,
-        "dataset": chart.dataset_uuid,
-        "target": None,
-    }
+    item = _item(chart, dataset=chart.dataset_uuid)
     by_uuid = target.by_uuid("charts")
     if chart.uuid not in by_uuid:
         return item | {"action": "create", "reason": "created on the target"}
@@ -400,17 +393,13 @@ def _chart(
 def _dashboard(
     dash: Asset, target: Inventory, choices: Choices, ds_target: dict[str, str]
 ) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "uuid": dash.uuid,
-        "name": dash.name,
-        "slug": dash.slug,
-        "path": dash.path,
-        "exact": dash.exact,
-        "charts": list(dash.chart_uuids),
-        "filter_datasets": list(dash.dataset_uuids),
-        "target": None,
-        "new_slug": None,
-    }
+    item = _item(
+        dash,
+        slug=dash.slug,
+        charts=list(dash.chart_uuids),
+        filter_datasets=list(dash.dataset_uuids),
+        new_slug=None,
+    )
     by_uuid = target.by_uuid("dashboards")
     twin = next(
         (

@@ -9,7 +9,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from migrator import dashboards as dashboard_lookup
-from migrator import promote
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import DatabaseMapping, Environment
 from migrator.pipeline import start_migration
@@ -41,15 +40,8 @@ def preview(request: HttpRequest) -> HttpResponse:
     form = MigrationForm(request.POST)
     context: dict = {"form": form}
     if form.is_valid():
-        choices = form.choices()
-        data = form.cleaned_data
         try:
-            context["plan"] = promote.preview(
-                data["source"],
-                data["target"],
-                data["dashboards"],
-                {"overwrite": data["overwrite"], **choices},
-            )
+            context["plan"] = form.plan(form.choices())
         except PlanError as exc:
             context["error"] = str(exc)
         except SupersetError as exc:

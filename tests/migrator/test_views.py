@@ -131,7 +131,7 @@ def test_the_preview_turns_the_forms_choices_into_the_plans(owner_client, envs, 
             "target_connections": [],
         }
 
-    monkeypatch.setattr("migrator.views.promote.preview", preview)
+    monkeypatch.setattr("migrator.promote.preview", preview)
     response = owner_client.post(
         "/migrations/preview/",
         {

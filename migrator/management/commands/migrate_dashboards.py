@@ -318,12 +318,7 @@ class Command(BaseCommand):
     def _plan(self, form: MigrationForm, choices: dict[str, Any]) -> None:
         data = form.cleaned_data
         try:
-            plan = promote.preview(
-                data["source"],
-                data["target"],
-                data["dashboards"],
-                {"overwrite": data["overwrite"], **choices},
-            )
+            plan = form.plan(choices)
         except PlanError as exc:
             raise cli.fail(f"The migration cannot be planned: {exc}", cli.BAD_ARGUMENTS) from None
         except SupersetError as exc:
