@@ -144,6 +144,8 @@ class TcpProxy:
     ``forward``: relays to ``upstream`` (the real target).
     ``cut``: relays, but closes the connection when a request line containing
     ``cut_on`` goes by (the target went away in the middle of that request).
+    ``stall``: relays, but a request containing ``cut_on`` is never passed on and
+    never answered (the target hangs on that request only).
     """
 
     def __init__(self, upstream: tuple[str, int] | None = None, mode: str = "hang") -> None:
@@ -152,6 +154,7 @@ class TcpProxy:
         self.cut_on = b""
         self.accepted = 0
         self.cuts = 0
+        self.stalled = 0
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self.server = socket.create_server(("127.0.0.1", 0))
@@ -190,9 +193,13 @@ class TcpProxy:
                 data = source.recv(65536)
                 if not data:
                     break
-                if from_client and self.mode == "cut" and self.cut_on and self.cut_on in data:
-                    self.cuts += 1
-                    break
+                if from_client and self.cut_on and self.cut_on in data:
+                    if self.mode == "stall":
+                        self.stalled += 1
+                        return  # both sockets stay open; no answer ever comes
+                    if self.mode == "cut":
+                        self.cuts += 1
+                        break
                 sink.sendall(data)
         except OSError:
             pass

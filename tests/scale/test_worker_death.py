@@ -72,7 +72,13 @@ def test_a_repeatable_step_is_requeued_and_run_by_the_other_worker(cluster):
 
 
 def test_a_step_not_safe_to_repeat_fails_with_worker_lost(cluster, superset):
-    hanging = TcpProxy(mode="hang")  # a target that accepts and never answers
+    # A target that answers the plan's reads and then hangs on the import.
+    port = int(superset["target"].rsplit(":", 1)[1])
+    hanging = TcpProxy(upstream=("127.0.0.1", port), mode="stall")
+    hanging.cut_on = b"POST /api/v1/dashboard/import/"
+    target = SupersetAdmin(superset["target"])
+    for existing in target.dashboards_by_title("Sales Overview"):
+        target.delete_dashboard(existing["id"])  # so that there is something to import
     try:
         web = cluster.web("web1")
         workers = {w.name: w for w in (cluster.worker("a"), cluster.worker("b"))}
@@ -85,7 +91,7 @@ def test_a_step_not_safe_to_repeat_fails_with_worker_lost(cluster, superset):
 
         def importing() -> Task | None:
             task = _running_on(task_id, set(workers))
-            return task if task and task.step == "import" and hanging.accepted else None
+            return task if task and task.step == "import" and hanging.stalled else None
 
         first = wait_until(importing, 30, "the import to hang on the target")
         victim = workers[first.worker_id]
