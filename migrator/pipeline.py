@@ -18,7 +18,7 @@ from migrator import passwords, promote, sessions
 from migrator.models import Environment, Promotion
 from migrator.plan import PlanError, display_rows, plan_lines
 from migrator.superset.bundle import ImportProblems, inspect_bundle, strip_fields
-from migrator.superset.errors import ImportRejected, SupersetError
+from migrator.superset.errors import ImportRejected, SupersetAPIError, SupersetError
 from tasks_app import engine, live
 from tasks_app.engine import NeedsInput, StepContext, TaskFailed
 from tasks_app.models import Task
@@ -185,6 +185,21 @@ def import_step(ctx: StepContext) -> None:
                     name = _strip_unknown_fields(ctx, target, name, exc.problems)
                     continue
                 _refused(ctx, target, name, exc)
+            except SupersetAPIError as exc:
+                if exc.status == 500 and attempt < promote.MAX_STRIPS:
+                    # Superset answers one of two imports touching the same rows at the
+                    # same time with a bare 500; each import is by uuid, so once more is
+                    # safe and usually enough.
+                    ctx.log.warning(
+                        f"{target.name} failed {what} ({exc.message}); trying once more."
+                    )
+                    continue
+                ctx.log.error(
+                    f"Import failed ({what}): {exc.message}",
+                    environment=target.name,
+                    status=exc.status,
+                )
+                raise _failed("target", target, exc) from exc
             except SupersetError as exc:
                 ctx.log.error(
                     f"Import failed ({what}): {exc.message}",

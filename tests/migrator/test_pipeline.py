@@ -246,3 +246,26 @@ def test_an_unknown_dashboard_fails_the_export_naming_it(ctx):
     ctx.task.params["dashboards"] = [{"id": 2, "title": ""}, {"id": 99, "title": ""}]
     with pytest.raises(TaskFailed, match="no dashboard with id 99"):
         pipeline.export_step(ctx)
+
+
+def test_a_bare_500_from_superset_is_tried_once_more(ctx):
+    from migrator.superset.errors import SupersetAPIError
+
+    busy = SupersetAPIError("Import dashboard failed for an unknown reason", status=500)
+    target = FakeTarget([busy, None])
+    ctx.use(target)
+    pipeline.import_step(ctx)
+    assert len(target.bundles) == 2
+    messages = list(ctx.task.log_entries.values_list("message", flat=True))
+    assert any("trying once more" in m for m in messages)
+    assert messages[-1] == "Imported into old41"
+
+
+def test_a_500_that_keeps_coming_fails_the_task(ctx):
+    from migrator.superset.errors import SupersetAPIError
+    from tasks_app.engine import TaskFailed
+
+    busy = SupersetAPIError("Import dashboard failed for an unknown reason", status=500)
+    ctx.use(FakeTarget([busy] * 3))
+    with pytest.raises(TaskFailed, match="unknown reason"):
+        pipeline.import_step(ctx)
