@@ -338,8 +338,14 @@ def _dataset(
     on_target_db = db_target.get(ds.database_uuid or "", ds.database_uuid)
     if ds.uuid in by_uuid:
         action, reason = _existing("datasets", ds, ds.uuid, target, choices)
-        if action == "unchanged" and by_uuid[ds.uuid]["database_uuid"] != on_target_db:
-            action, reason = _differs(choices, "is on another connection on the target")
+        if by_uuid[ds.uuid]["database_uuid"] != on_target_db:
+            # Superset's importer cannot move a dataset to another connection (it looks
+            # the dataset up under the new one and fails inserting a second).
+            action, reason = (
+                "keep",
+                "on another connection on the target: left as it is (a dataset cannot "
+                "be moved between connections by an import)",
+            )
         return item | {"action": action, "reason": reason, "target": _row(by_uuid[ds.uuid])}
     twin = next(
         (

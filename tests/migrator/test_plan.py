@@ -236,3 +236,11 @@ def test_answering_a_conflict_brings_back_what_the_dashboard_needs():
     assert plan["summary"] == {"conflict": 1, "skip": 3}
     resolve_conflicts(plan, {"sales": "take_over"}, {"sales"})
     assert plan["summary"] == {"create": 3, "take_over": 1}
+
+
+def test_a_dataset_on_another_connection_of_the_target_is_kept_even_with_overwrite():
+    target = _target_with_everything(description="differs")
+    target.databases.append({"id": 7, "uuid": "db-other", "name": "other", "backend": ""})
+    target.datasets[0]["database_uuid"] = "db-other"
+    (ds,) = _plan(target, overwrite=True)["datasets"]
+    assert ds["action"] == "keep" and "cannot be moved" in ds["reason"]
