@@ -25,6 +25,7 @@ from django.utils import timezone
 from migrator import sessions
 from migrator.models import Environment
 from migrator.plan import databases_needing_secrets, open_conflicts
+from migrator.promote import MAX_STRIPS
 from migrator.superset.bundle import (
     PASSWORD_MASK,
     BundleInfo,
@@ -60,9 +61,6 @@ ANSWER_GROUPS = {
     "ssh_tunnel_private_key_passwords": "ssh_private_key_password",
 }
 GROUP_OF_TYPE = {kind: group for group, kind in ANSWER_GROUPS.items()}
-
-# Unknown fields may come in two passes on an older target (as for the whole bundle).
-_MAX_STRIPS = 2
 
 SSH_FIELD = {
     "ssh_password": "password",
@@ -198,12 +196,12 @@ def _check_database(
     uuid, name = document["uuid"], document["database_name"]
     document.clear()  # it holds the secrets
     try:
-        for attempt in range(_MAX_STRIPS + 1):
+        for attempt in range(MAX_STRIPS + 1):
             try:
                 client.import_databases(io.BytesIO(data), overwrite=replace)
                 break
             except ImportRejected as exc:
-                if not (exc.problems.only_unknown_fields and attempt < _MAX_STRIPS):
+                if not (exc.problems.only_unknown_fields and attempt < MAX_STRIPS):
                     raise
                 # An older target (4.1, 5.0) refuses keys a newer source wrote.
                 stripped = io.BytesIO()
