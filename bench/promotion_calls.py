@@ -9,12 +9,15 @@ reuses them, so no logins are counted after the first run.
 
     .venv/bin/python bench/promotion_calls.py
 
+With BENCH_TRACE=1 it also prints each call to Superset with its duration.
+
 It prints numbers; it asserts nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections import Counter
 from urllib.parse import urlsplit
@@ -26,12 +29,23 @@ from tests.e2e.superset_servers import SupersetAdmin, ensure_servers, seed_sourc
 
 _calls: Counter[tuple[str, str]] = Counter()
 _step = {"name": "?"}
+_step_time: Counter[str] = Counter()
 _send = requests.Session.send
 
 
 def _counting_send(self, request, **kwargs):
     _calls[(urlsplit(request.url).port, _step["name"])] += 1
-    return _send(self, request, **kwargs)
+    if not os.environ.get("BENCH_TRACE"):
+        return _send(self, request, **kwargs)
+    started = time.perf_counter()
+    try:
+        return _send(self, request, **kwargs)
+    finally:
+        url = urlsplit(request.url)
+        print(
+            f"  {_step['name']:<7}{url.port} {(time.perf_counter() - started) * 1000:6.0f} ms "
+            f"{request.method} {url.path}?{url.query[:90]}"
+        )
 
 
 def main() -> None:
@@ -71,6 +85,7 @@ def main() -> None:
                 if state == "update":
                     _touch_source(urls["source"], ids)
                 _calls.clear()
+                _step_time.clear()
                 started = time.perf_counter()
                 task = pipeline.start_migration(
                     owner=owner,
@@ -90,9 +105,10 @@ def main() -> None:
                     if ports.get(port) == "target":
                         steps[step] += n
                 per_step = " ".join(f"{s}:{n}" for s, n in steps.items())
+                timing = " ".join(f"{s}:{t * 1000:.0f}ms" for s, t in _step_time.items())
                 print(
                     f"{label:<15}{state:<11}{side['source']:>8}{side['target']:>8}  "
-                    f"{per_step:<22} {elapsed:5.2f} s"
+                    f"{per_step:<22} {elapsed:5.2f} s  ({timing})"
                 )
             _touch_source(urls["source"], ids, restore=True)
 
@@ -100,7 +116,11 @@ def main() -> None:
 def _counted(name, run):
     def counted(ctx):
         _step["name"] = name
-        return run(ctx)
+        started = time.perf_counter()
+        try:
+            return run(ctx)
+        finally:
+            _step_time[name] += time.perf_counter() - started
 
     return counted
 

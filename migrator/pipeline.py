@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.core.files import File
@@ -42,10 +43,9 @@ def _ms(since: float) -> int:
     return round((time.monotonic() - since) * 1000)
 
 
-def _fill_titles(ctx: StepContext, client: Any, source: Environment) -> None:
-    """Tasks started through the API name dashboards by id only: look up their titles."""
+def _fill_titles(ctx: StepContext, found: dict[int, dict[str, Any]], source: Environment) -> None:
+    """Tasks started through the API name dashboards by id only: their titles."""
     dashboards = ctx.task.params["dashboards"]
-    found = {row["id"]: row for row in client.get_dashboards([d["id"] for d in dashboards])}
     missing = [d["id"] for d in dashboards if d["id"] not in found]
     if missing:
         raise TaskFailed(
@@ -55,6 +55,11 @@ def _fill_titles(ctx: StepContext, client: Any, source: Environment) -> None:
         d["title"] = found[d["id"]]["title"]
     Task.objects.filter(pk=ctx.task.pk).update(params=ctx.task.params)
     live.task_changed(ctx.task)
+
+
+def _read_titles(source: Environment, ids: list[int]) -> dict[int, dict[str, Any]]:
+    with sessions.borrow(source) as client:
+        return {row["id"]: row for row in client.get_dashboards(ids)}
 
 
 def export_step(ctx: StepContext) -> None:
@@ -68,12 +73,21 @@ def export_step(ctx: StepContext) -> None:
         dashboards=dashboards,
     )
     started = time.monotonic()
-    with tempfile.TemporaryFile() as tmp:
+    with tempfile.TemporaryFile() as tmp, ThreadPoolExecutor(max_workers=1) as pool:
+        # Titles are read beside the export, not before it.
+        titles = (
+            pool.submit(_read_titles, source, ids)
+            if any(not d.get("title") for d in dashboards)
+            else None
+        )
         try:
-            with sessions.borrow(source) as client:
-                if any(not d.get("title") for d in dashboards):
-                    _fill_titles(ctx, client, source)
-                size = client.export_dashboards(ids, tmp)
+            try:
+                with sessions.borrow(source) as client:
+                    size = client.export_dashboards(ids, tmp)
+            finally:
+                if titles is not None:
+                    # An unknown id is said as such, rather than as the export's 404.
+                    _fill_titles(ctx, titles.result(), source)
         except SupersetError as exc:
             ctx.log.error(
                 f"Export failed: {exc.message}", environment=source.name, status=exc.status

@@ -66,25 +66,31 @@ def read_inventory(
 ) -> Inventory:
     """What the target holds for this bundle. Its own export of an asset (to compare
     contents) is only read when the record of the last migration cannot tell."""
-    tables = {a.table for a in bundle.of("datasets")}
-    slugs = {a.slug for a in bundle.of("dashboards") if a.slug}
     found = parallel(
         env,
         {
             "databases": lambda c: c.list_databases(),
-            "datasets": lambda c: (
-                c.find_rows("dataset", "uuid", _uuids(bundle, "datasets"), DATASET_COLUMNS)
-                + c.find_rows("dataset", "table_name", tables, DATASET_COLUMNS)
-            ),
-            "charts": lambda c: c.find_rows(
-                "chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS
-            ),
-            "dashboards": lambda c: (
-                c.find_rows("dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS)
-                + c.find_rows("dashboard", "slug", slugs, DASHBOARD_COLUMNS)
+            "datasets": _find("dataset", "uuid", _uuids(bundle, "datasets"), DATASET_COLUMNS),
+            "charts": _find("chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS),
+            "dashboards": _find(
+                "dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS
             ),
         },
     )
+    # What a uuid did not find may still collide by name: a dataset's table (only one
+    # dataset per table and connection), a dashboard's slug (unique, so a dashboard
+    # found under the same slug has no twin). Usually nothing is left to ask.
+    found_uuids = {str(row["uuid"]) for kind in ("datasets", "dashboards") for row in found[kind]}
+    slug_of = {str(row["uuid"]): row.get("slug") for row in found["dashboards"]}
+    tables = {a.table for a in bundle.of("datasets") if a.uuid not in found_uuids}
+    slugs = {a.slug for a in bundle.of("dashboards") if a.slug and slug_of.get(a.uuid) != a.slug}
+    more: dict[str, Callable[[Any], Any]] = {}
+    if tables:
+        more["datasets"] = _find("dataset", "table_name", tables, DATASET_COLUMNS)
+    if slugs:
+        more["dashboards"] = _find("dashboard", "slug", slugs, DASHBOARD_COLUMNS)
+    for kind, rows in (parallel(env, more) if more else {}).items():
+        found[kind] += rows
     databases = [
         {
             "id": row["id"],
@@ -453,44 +459,54 @@ def expected_uuid(kind: str, item: dict[str, Any]) -> str:
     return item["uuid"]
 
 
+# What an import writes: these assets are read again after it; the others are as the
+# plan read them moments before.
+WRITTEN = ("create", "update", "replace", "rename", "take_over")
+
+
 def check(target: Environment, plan: dict[str, Any], *, written: bool = True) -> dict[str, Any]:
     """Read the target again: every planned asset under its planned uuid, every dataset
-    on its planned connection, every imported dashboard with its charts. When nothing
-    was written, the plan's own reading of the target (moments ago) is the answer."""
-    if not written:
-        rows = _rows_in_plan(plan)
-        result = _report(plan, target, rows, {})
-        result["changed_on"] = {key: row.get("changed_on", "") for key, row in rows.items()}
-        return result
+    on its planned connection, every imported dashboard with its charts. Only what the
+    import wrote is read again (one call per asset type at most); what it did not write
+    is as the plan's own reading of the target found it."""
+    rows = _rows_in_plan(plan)
     wanted = {
-        kind: {expected_uuid(kind, i) for i in plan[kind] if i["action"] != "skip"}
-        for kind in ("datasets", "charts", "dashboards")
+        kind: {expected_uuid(kind, i) for i in plan[kind] if written and i["action"] in WRITTEN}
+        for kind in ("databases", "datasets", "charts", "dashboards")
     }
-    found = parallel(
-        target,
-        {
-            "databases": lambda c: c.list_databases(),
-            "datasets": lambda c: c.find_rows(
-                "dataset", "uuid", wanted["datasets"], DATASET_COLUMNS
-            ),
-            "charts": lambda c: c.find_rows("chart", "uuid", wanted["charts"], CHART_COLUMNS),
-            "dashboards": lambda c: c.find_rows(
-                "dashboard", "uuid", wanted["dashboards"], DASHBOARD_COLUMNS
-            ),
-        },
-    )
-    db_uuid = {row["id"]: str(row.get("uuid") or "") for row in found["databases"]}
-    rows: dict[tuple[str, str], dict[str, Any]] = {
-        ("databases", uuid): {"id": db_id} for db_id, uuid in db_uuid.items()
+    for kind, uuids in wanted.items():
+        for uuid in uuids:
+            rows.pop((kind, uuid), None)
+    reads: dict[str, Callable[[Any], Any]] = {
+        kind: _find(resource, "uuid", wanted[kind], columns)
+        for kind, resource, columns in (
+            ("datasets", "dataset", DATASET_COLUMNS),
+            ("charts", "chart", CHART_COLUMNS),
+            ("dashboards", "dashboard", DASHBOARD_COLUMNS),
+        )
+        if wanted[kind]
     }
+    # A dataset row names its connection by id: the connections' uuids are read too.
+    if wanted["databases"] or wanted["datasets"]:
+        reads["databases"] = lambda c: c.list_databases()
+    found = parallel(target, reads) if reads else {}
+    db_uuid = {row["id"]: str(row.get("uuid") or "") for row in found.get("databases", [])}
+    for db_id, uuid in db_uuid.items():
+        rows[("databases", uuid)] = {"id": db_id}
     dataset_db: dict[str, str] = {}
     for kind in ("datasets", "charts", "dashboards"):
-        for row in found[kind]:
+        for row in found.get(kind, []):
             rows[(kind, str(row["uuid"]))] = row
             if kind == "datasets":
                 database = row.get("database") if isinstance(row.get("database"), dict) else {}
                 dataset_db[str(row["uuid"])] = db_uuid.get(database.get("id"), "")
     return _report(plan, target, rows, dataset_db)
+
+
+def _find(
+    resource: str, column: str, values: set[str], columns: list[str]
+) -> Callable[[Any], list[dict[str, Any]]]:
+    return lambda client: client.find_rows(resource, column, values, columns)
 
 
 def _rows_in_plan(plan: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -548,7 +564,9 @@ def _report(
     counts: dict[str, int] = {}
     for entry in items:
         counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
-    changed = {key: row.get("changed_on_utc") or "" for key, row in rows.items()}
+    changed = {
+        key: row.get("changed_on_utc") or row.get("changed_on") or "" for key, row in rows.items()
+    }
     return {
         "assets": items,
         "warnings": warnings,
