@@ -17,15 +17,12 @@ from pydantic import Field, model_validator
 from migrator import promote
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import DatabaseMapping, Environment
-from migrator.passwords import ANSWER_GROUPS, GROUP_OF_TYPE
 from migrator.pipeline import start_migration
 from migrator.plan import PlanError
 from migrator.superset.errors import SupersetError
-from tasks_app import engine
-from tasks_app.api import ErrorOut, TaskOut, task_json
+from tasks_app.api import ErrorOut, TaskOut
 from tasks_app.api import router as tasks_router
-from tasks_app.engine import field_id
-from tasks_app.models import Task
+from tasks_app.presenter import task_json
 
 # Answers every operation can give besides its own, declared once here so the
 # document stays true for endpoints added later. (status, description, when)
@@ -293,6 +290,21 @@ class MigrationIn(Schema):
         }
 
 
+class MigrationOut(TaskOut):
+    """A migration task: the engine's keys and the migration's own."""
+
+    source: dict[str, Any] | None = Field(None, description="The source environment {id, name}")
+    target: dict[str, Any] | None = Field(None, description="The target environment {id, name}")
+    dashboards: list[dict[str, Any]] = Field(default_factory=list, description="{id, title}")
+    overwrite: bool | None = None
+    plan: dict[str, Any] | None = Field(
+        None, description="What the task will do, asset by asset (one task's answer only)."
+    )
+    report: dict[str, Any] | None = Field(
+        None, description="What the task did, checked afterwards (one task's answer only)."
+    )
+
+
 class PlanOut(Schema):
     plan: dict[str, Any]
 
@@ -345,7 +357,7 @@ def _invalid(request: HttpRequest, exc: _Invalid) -> HttpResponse:
 
 @migrations.post(
     "/migrations",
-    response={201: TaskOut, 400: ErrorOut, 502: ErrorOut},
+    response={201: MigrationOut, 400: ErrorOut, 502: ErrorOut},
     summary="Start a migration task (returns at once)",
 )
 def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
@@ -415,57 +427,6 @@ def _environment_pair(source: str, target: str) -> tuple[Environment, Environmen
     if src is None or tgt is None:
         raise Http404
     return src, tgt
-
-
-class ResumeIn(Schema):
-    """Answers keyed by Superset's bundle path, e.g. ``{"databases/analytics.yaml": "…"}``."""
-
-    passwords: dict[str, str] = Field(default_factory=dict)
-    ssh_tunnel_passwords: dict[str, str] = Field(default_factory=dict)
-    ssh_tunnel_private_keys: dict[str, str] = Field(default_factory=dict)
-    ssh_tunnel_private_key_passwords: dict[str, str] = Field(default_factory=dict)
-    overwrite: bool = False
-    conflicts: dict[str, Literal["rename", "take_over", "skip"]] = Field(
-        default_factory=dict,
-        description="Dashboard uuid (the `key` of a `conflict` field) -> rename, take_over or skip",
-    )
-
-
-@migrations.post(
-    "/tasks/{task_id}/resume",
-    response={202: TaskOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
-    summary="Answer a task's input request (passwords…) and resume it",
-    description="Each password is checked on the target before the task resumes; wrong ones "
-    "come back as 400 with an error per key. 409 when the task is not waiting for input "
-    "or another submission already answered it.",
-)
-def resume_task(request: HttpRequest, task_id: int, payload: ResumeIn) -> Any:
-    task = get_object_or_404(Task, pk=task_id)
-    if not task.can_be_changed_by(request.user):
-        raise HttpError(403, "Only the task's owner or staff may answer it.")
-    answers: dict[str, Any] = {}
-    for name, kind in ANSWER_GROUPS.items():
-        for key, value in getattr(payload, name).items():
-            answers[f"{kind}:{key}"] = value
-        getattr(payload, name).clear()
-    answers.update({f"conflict:{key}": value for key, value in payload.conflicts.items()})
-    pending = task.pending_input
-    if payload.overwrite and pending is not None:
-        answers.update({field_id(f): True for f in pending.fields if f["type"] == "overwrite"})
-    try:
-        engine.answer(task, answers, user=request.user)
-    except (engine.NotAwaitingInput, engine.AlreadyAnswered) as exc:
-        raise HttpError(409, str(exc)) from None
-    except engine.AnswerRejected as exc:
-        errors = {_api_key(fid): [message] for fid, message in exc.errors.items()}
-        return Reply(400, {"detail": "Some answers were missing or wrong.", "errors": errors})
-    task.refresh_from_db()
-    return Reply(202, task_json(task))
-
-
-def _api_key(fid: str) -> str:
-    kind, _, key = fid.partition(":")
-    return f"{GROUP_OF_TYPE.get(kind, kind)}.{key}" if kind != "overwrite" else "overwrite"
 
 
 api.add_router("", envs)

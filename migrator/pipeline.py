@@ -18,10 +18,11 @@ from django.core.files.storage import default_storage
 from migrator import passwords, promote, sessions
 from migrator.models import Environment, Promotion
 from migrator.plan import PlanError, display_rows, plan_lines
-from migrator.superset.bundle import ImportProblems, inspect_bundle, strip_fields
+from migrator.superset.bundle import inspect_bundle, strip_fields
 from migrator.superset.errors import ImportRejected, SupersetAPIError, SupersetError
+from migrator.superset.problems import ImportProblems
 from tasks_app import engine, live
-from tasks_app.engine import NeedsInput, StepContext, TaskFailed
+from tasks_app.kinds import NeedsInput, StepContext, Summary, TaskFailed
 from tasks_app.models import Task
 
 KIND = "migration"
@@ -298,13 +299,27 @@ def _refused(ctx: StepContext, target: Environment, name: str, exc: ImportReject
     raise TaskFailed(f"Target {target.name} refused the bundle: {exc.problems.describe()}") from exc
 
 
-def describe(task: Task) -> dict[str, Any]:
+def summary(task: Task) -> Summary:
     params = task.params
+    target = params.get("target", {}).get("name", "?")
+    return Summary(
+        title="Migration",
+        route=f"{params.get('source', {}).get('name', '?')} → {target}",
+        items=[d.get("title") or f"#{d.get('id')}" for d in params.get("dashboards", [])],
+        items_label="Dashboards",
+        options="overwrite existing" if params.get("overwrite") else "",
+        asker=target,
+    )
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """A migration's keys in the task's JSON (README, "API")."""
+    params = task.params or {}
     return {
-        "source": params.get("source", {}).get("name", "?"),
-        "target": params.get("target", {}).get("name", "?"),
-        "items": [d.get("title") or f"#{d.get('id')}" for d in params.get("dashboards", [])],
-        "options": "overwrite existing" if params.get("overwrite") else "",
+        "source": params.get("source"),
+        "target": params.get("target"),
+        "dashboards": params.get("dashboards", []),
+        "overwrite": params.get("overwrite"),
     }
 
 
@@ -337,7 +352,11 @@ MIGRATION = engine.register(
             engine.Step("import", import_step, repeatable=False),
             engine.Step("verify", verify_step, repeatable=True),
         ),
-        describe=describe,
+        summary=summary,
+        task_json=task_json,
+        field_info=passwords.field_info,
+        parse_answers=passwords.parse_answers,
+        answer_key=passwords.answer_key,
         cleanup=cleanup,
         answer=passwords.answer,
         details=details,

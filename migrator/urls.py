@@ -18,7 +18,7 @@ def _api_urls():
 
 
 urlpatterns = [
-    path("", views.migration_page, name="migration"),
+    path("", views.migration_page, name="home"),
     path("migrations/start/", views.start, name="migration-start"),
     path("migrations/dashboards/", views.dashboard_picker, name="dashboard-picker"),
     path("migrations/preview/", views.preview, name="migration-preview"),

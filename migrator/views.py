@@ -89,7 +89,7 @@ def start(request: HttpRequest) -> HttpResponse:
         )
         return trigger_client_event(response, "task-started", {"id": task.pk})
     messages.success(request, f"Migration task #{task.pk} started.")
-    return redirect("migration")
+    return redirect("home")
 
 
 @require_GET

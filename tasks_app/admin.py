@@ -18,9 +18,10 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
-from tasks_app import engine
+from tasks_app import engine, presenter
+from tasks_app.kinds import summary
 from tasks_app.logs import json_contains
-from tasks_app.models import IllegalTransition, LogLevel, Status, Task
+from tasks_app.models import IllegalTransition, Status, Task
 from tasks_app.tasklog import TaskLog
 
 BADGE_COLOURS = {
@@ -30,12 +31,6 @@ BADGE_COLOURS = {
     Status.SUCCESS: "#15803d",
     Status.FAILED: "#b91c1c",
     Status.CANCELLED: "#374151",
-}
-LEVEL_COLOURS = {
-    LogLevel.DEBUG: "#6b7280",
-    LogLevel.INFO: "#2563eb",
-    LogLevel.WARNING: "#a16207",
-    LogLevel.ERROR: "#b91c1c",
 }
 LOG_PAGE_SIZE = 100
 
@@ -84,7 +79,10 @@ class TaskAdmin(admin.ModelAdmin):
     list_per_page = 50
     # The box only; get_search_results decides what a term matches.
     search_fields = ["=id"]
-    search_help_text = "A task id (123 or #123), or text in a dashboard title or in the error."
+    search_help_text = (
+        "A task id (123 or #123), or text in what the task works on (a name, a title) "
+        "or in its error."
+    )
     ordering = ["-id"]
     actions = ["cancel_tasks", "retry_tasks", "expire_input_requests"]
     fieldsets = [
@@ -116,23 +114,20 @@ class TaskAdmin(admin.ModelAdmin):
     def status_badge(self, task: Task) -> str:
         return status_badge(task.status, task.get_status_display())
 
-    @admin.display(description="source → target")
+    @admin.display(description="where")
     def route(self, task: Task) -> str:
-        shown = engine.describe(task)
-        if not (shown.get("source") or shown.get("target")):
-            return "–"
-        return f"{shown.get('source', '?')} → {shown.get('target', '?')}"
+        return summary(task).route or "–"
 
-    @admin.display(description="dashboards")
+    @admin.display(description="items")
     def items(self, task: Task) -> str:
-        names = engine.describe(task).get("items") or []
+        names = summary(task).items
         if len(names) > 3:
             return f"{', '.join(names[:3])} and {len(names) - 3} more"
         return ", ".join(names) or "–"
 
     @admin.display(description="options")
     def options(self, task: Task) -> str:
-        return engine.describe(task).get("options") or "–"
+        return summary(task).options or "–"
 
     @admin.display(description="duration")
     def duration_display(self, task: Task) -> str:
@@ -165,7 +160,7 @@ class TaskAdmin(admin.ModelAdmin):
         number = term.removeprefix("#")
         if number.isdigit():
             return queryset.filter(pk=int(number)), False
-        match = Q(error__icontains=term) | json_contains("params__dashboards", term)
+        match = Q(error__icontains=term) | json_contains("params", term)
         return queryset.filter(match), False
 
     def change_view(
@@ -181,6 +176,7 @@ class TaskAdmin(admin.ModelAdmin):
         if task is not None:
             context.update(self._log_context(request, task))
             context["input_request"] = task.pending_input
+            context["fields"] = presenter.input_fields(task)
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def _log_context(self, request: HttpRequest, task: Task) -> dict[str, Any]:
@@ -191,15 +187,7 @@ class TaskAdmin(admin.ModelAdmin):
         wanted = request.GET.get("log_page", "")
         # Newest last, and the newest page first: that is where a failure is.
         page = paginator.get_page(wanted if wanted.isdigit() else paginator.num_pages)
-        rows = [
-            {
-                "entry": entry,
-                "colour": LEVEL_COLOURS.get(entry.level, "#6b7280"),
-                "context": entry.context_text,
-            }
-            for entry in page.object_list
-        ]
-        return {"log_page": page, "log_rows": rows, "log_page_range": _page_links(page)}
+        return {"log_page": page, "log_page_range": _page_links(page)}
 
     # --- actions -----------------------------------------------------------
 

@@ -8,35 +8,38 @@ from typing import Any
 from django.conf import settings
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Schema
+from ninja import Body, Query, Router, Schema
 from ninja import Status as Reply
 from ninja.errors import HttpError
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks_app import engine, logs
+from tasks_app.access import task_for_change
+from tasks_app.kinds import get_kind
 from tasks_app.models import IllegalTransition, Status, Task
+from tasks_app.presenter import task_json
+from tasks_app.prompts import answer_task
 
 router = Router(tags=["tasks"])
 
 
-class InputFieldOut(Schema):
-    key: str = Field(description="Superset's bundle path, e.g. databases/analytics.yaml")
-    type: str = Field(
-        description="password, ssh_password, ssh_private_key, ssh_private_key_password or overwrite"
-    )
+class InputFieldOut(BaseModel):
+    """Besides these keys, a field has those its task's kind documents."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: str = Field(description="What the field is about, e.g. a bundle path")
+    type: str = Field(description="What is asked; answers are keyed by `type:key`")
     label: str
-    database_name: str | None
-    uri_masked: str | None
     error: str
     options: list[list[str]] | None = Field(
         None, description="For a choice: [value, description] pairs; answer with a value."
     )
-    dashboard: str | None = None
-    slug: str | None = None
-    target_dashboard: dict[str, Any] | None = None
+    subject: str | None = Field(None, description="What the field is about, in words")
+    detail: str | None = Field(None, description="More about it, e.g. a masked address")
 
 
-class InputRequestOut(Schema):
+class InputRequestOut(BaseModel):
     kinds: list[str]
     message: str
     fields: list[InputFieldOut]
@@ -44,9 +47,14 @@ class InputRequestOut(Schema):
     expires_at: datetime
 
 
-class TaskOut(Schema):
+class TaskOut(BaseModel):
+    """Besides these keys, a task has those its kind documents (README, "API")."""
+
+    model_config = ConfigDict(extra="allow")
+
     id: int
     kind: str
+    title: str = Field(description="The kind of task, in words")
     status: Status
     version: int = Field(
         description="Grows with every change of the task: of two answers or live messages "
@@ -55,19 +63,9 @@ class TaskOut(Schema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    source: dict[str, Any] | None = None
-    target: dict[str, Any] | None = None
-    dashboards: list[dict[str, Any]] = []
-    overwrite: bool | None = None
     error: str
     owner: str | None
     input_request: InputRequestOut | None = None
-    plan: dict[str, Any] | None = Field(
-        None, description="What the task will do, asset by asset (one task's answer only)."
-    )
-    report: dict[str, Any] | None = Field(
-        None, description="What the task did, checked afterwards (one task's answer only)."
-    )
 
 
 class TaskPage(Schema):
@@ -110,61 +108,6 @@ class ErrorOut(Schema):
     errors: dict[str, list[str]] | None = None
 
 
-def input_request_json(task: Task) -> dict[str, Any] | None:
-    request = task.pending_input
-    if request is None:
-        return None
-    fields = [
-        {
-            "key": f["key"],
-            "type": f["type"],
-            "label": f.get("label", ""),
-            "database_name": f.get("database_name"),
-            "uri_masked": f.get("uri_masked"),
-            "error": f.get("error", ""),
-            **{k: f[k] for k in ("options", "dashboard", "slug", "target_dashboard") if k in f},
-        }
-        for f in request.fields
-    ]
-    return {
-        "kinds": request.kinds,
-        "message": request.message,
-        "fields": fields,
-        "created_at": request.created_at,
-        "expires_at": request.expires_at,
-    }
-
-
-def task_json(task: Task, *, details: bool = True) -> dict[str, Any]:
-    """A task as the API answers it; ``details`` adds what its kind keeps besides
-    (a query or two: left out of lists)."""
-    params = task.params or {}
-    return {
-        "id": task.pk,
-        "kind": task.kind,
-        "status": task.status,
-        "version": task.version,
-        "created_at": task.created_at,
-        "started_at": task.started_at,
-        "finished_at": task.finished_at,
-        "source": params.get("source"),
-        "target": params.get("target"),
-        "dashboards": params.get("dashboards", []),
-        "overwrite": params.get("overwrite"),
-        "error": task.error,
-        "owner": task.owner.get_username() if task.owner_id else None,
-        "input_request": input_request_json(task),
-        **(_kind_details(task) if details else {}),
-    }
-
-
-def _kind_details(task: Task) -> dict[str, Any]:
-    try:
-        return engine.get_kind(task.kind).details(task)
-    except LookupError:
-        return {}
-
-
 @router.get("/tasks", response=TaskPage, summary="List tasks, newest first")
 def list_tasks(request: HttpRequest, filters: Query[TaskListParams]) -> dict[str, Any]:
     tasks = (
@@ -186,20 +129,13 @@ def get_task(request: HttpRequest, task_id: int) -> dict[str, Any]:
     return task_json(get_object_or_404(Task.objects.select_related("owner"), pk=task_id))
 
 
-def _task_for_change(request: HttpRequest, task_id: int) -> Task:
-    task = get_object_or_404(Task.objects.select_related("owner"), pk=task_id)
-    if not task.can_be_changed_by(request.user):
-        raise HttpError(403, "Only the task's owner or staff may change it.")
-    return task
-
-
 @router.post(
     "/tasks/{task_id}/cancel",
     response={200: TaskOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
     summary="Cancel a pending, running or waiting task",
 )
 def cancel_task(request: HttpRequest, task_id: int) -> Any:
-    task = _task_for_change(request, task_id)
+    task = task_for_change(request.user, task_id)
     try:
         task.cancel()
     except IllegalTransition as exc:
@@ -214,11 +150,38 @@ def cancel_task(request: HttpRequest, task_id: int) -> Any:
     summary="Run a failed or cancelled task again from its checkpoint",
 )
 def retry_task(request: HttpRequest, task_id: int) -> Any:
-    task = _task_for_change(request, task_id)
+    task = task_for_change(request.user, task_id)
     try:
         engine.retry(task, by=request.user)
     except IllegalTransition as exc:
         raise HttpError(409, str(exc)) from None
+    task.refresh_from_db()
+    return Reply(202, task_json(task))
+
+
+@router.post(
+    "/tasks/{task_id}/resume",
+    response={202: TaskOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Answer a task's input request and resume it",
+    description="The body holds the answers to the fields of `input_request`, as the task's "
+    'kind reads them (README, "API"). Each answer is checked before the task resumes; wrong '
+    "ones come back as 400 with an error per key. 409 when the task is not waiting for input "
+    "or another submission already answered it.",
+)
+def resume_task(request: HttpRequest, task_id: int, payload: Body[dict[str, Any]]) -> Any:
+    task = task_for_change(request.user, task_id)
+    try:
+        answer_task(task, payload, user=request.user)
+    except (engine.NotAwaitingInput, engine.AlreadyAnswered) as exc:
+        raise HttpError(409, str(exc)) from None
+    except engine.AnswerRejected as exc:
+        key = get_kind(task.kind).answer_key
+        errors = {key(fid): [message] for fid, message in exc.errors.items()}
+        return Reply(400, {"detail": "Some answers were missing or wrong.", "errors": errors})
+    except ValueError as exc:
+        return Reply(400, {"detail": f"Answers the task cannot read: {exc}"})
+    finally:
+        payload.clear()
     task.refresh_from_db()
     return Reply(202, task_json(task))
 

@@ -11,3 +11,4 @@ class TasksAppConfig(AppConfig):
 
         # Signals at the seam: the models announce changes, the live layer publishes them.
         signals.task_changed.connect(live.on_task_changed, dispatch_uid="tasks_app.live")
+        signals.log_written.connect(live.on_log_written, dispatch_uid="tasks_app.live.log")

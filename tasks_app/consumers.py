@@ -96,10 +96,7 @@ class TaskHistoryConsumer(_Base):
             await self.send(text_data=event["row"])
         else:
             # Versioned too: an older row arriving later must not bring it back.
-            await self.send(
-                text_data=f'<tr id="task-{task["id"]}" data-version="{task["version"]}" '
-                'hx-swap-oob="delete"></tr>'
-            )
+            await self.send(text_data=event["removal"])
 
 
 class TaskStatusConsumer(_Base):
@@ -128,18 +125,14 @@ class TaskLogConsumer(_Base):
         task_id = await self._authenticate_for_task()
         if task_id is None:
             return
-        params, _ = logs.parse_params({k: v[0] for k, v in self._query().items()})
-        self.min_level = params.min_level or 0
-        self.search = params.search.casefold()
+        self.params, _ = logs.parse_params({k: v[0] for k, v in self._query().items()})
         await self._join(live.task_logs_group(task_id))
 
     async def log_entry(self, event: dict[str, Any]) -> None:
         entry = event["entry"]
-        if event["level"] < self.min_level:
-            return
-        if self.search and not (
-            self.search in entry["message"].casefold()
-            or self.search in json.dumps(entry["context"], ensure_ascii=False).casefold()
+        # The viewer's filters, by the rule its pages are read with.
+        if self.params.filtered and not await database_sync_to_async(logs.shows)(
+            self.params, event["task_id"], entry["id"]
         ):
             return
         if self.json:

@@ -30,7 +30,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.template.loader import render_to_string
+
+from tasks_app import presenter
 
 logger = logging.getLogger("tasks_app.live")
 
@@ -259,31 +260,6 @@ def _report_failure(future: Any) -> None:
         logger.error("Could not publish a live update: %s", future.exception())
 
 
-def render_row(task: Any) -> str:
-    """The history row, as an out-of-band swap."""
-    from tasks_app.views import row_context
-
-    return render_to_string("tasks_app/_task_row.html", row_context(task, oob=True))
-
-
-def render_status(task: Any) -> str:
-    return render_to_string("tasks_app/_task_status.html", {"task": task, "oob": True})
-
-
-def render_notification(task: Any) -> str:
-    """The header's "requires input" count, plus a toast when this task starts waiting."""
-    from tasks_app.models import Status, Task
-    from tasks_app.views import row_context
-
-    html = render_to_string(
-        "tasks_app/_awaiting_badge.html",
-        {"awaiting_count": Task.objects.awaiting_input_count(), "oob": True},
-    )
-    if task.status == Status.AWAITING_INPUT:
-        html += render_to_string("tasks_app/_toast.html", row_context(task))
-    return html
-
-
 def on_task_changed(sender: Any, task: Any, created: bool = False, **kwargs: Any) -> None:
     """Receiver of ``signals.task_changed``: publish ``task`` as the change left it,
     once the transaction commits.
@@ -302,41 +278,39 @@ def task_changed(task: Any) -> None:
     task.touch()
 
 
-def task_summary(task: Any) -> dict[str, Any]:
-    """What JSON listeners get; ``version`` orders the messages of one task."""
-    return {"id": task.pk, "status": task.status, "kind": task.kind, "version": task.version}
-
-
 def _publish_task(task: Any, created: bool) -> None:
     try:
-        row = render_row(task)
-        status_html = render_status(task)
-        notify = render_notification(task)
+        row = presenter.render_row(task)
+        removal = presenter.render_row_removal(task)
+        status_html = presenter.render_status(task)
+        notify = presenter.render_notification(task)
     except Exception:
         logger.exception("Could not render task %s for a live update", task.pk)
         return
-    summary = task_summary(task)
+    summary = presenter.live_json(task)
     send(
         HISTORY_GROUP,
-        {"type": "task.changed", "task": summary, "created": created, "row": row, "notify": notify},
+        {
+            "type": "task.changed",
+            "task": summary,
+            "created": created,
+            "row": row,
+            "removal": removal,
+            "notify": notify,
+        },
     )
     send(task_group(task.pk), {"type": "task.status", "task": summary, "html": status_html})
 
 
-def render_log_entry(entry: Any) -> str:
-    """A log entry, as an out-of-band append to the viewer's list."""
-    return render_to_string("tasks_app/_log_entry.html", {"entry": entry, "oob": True})
-
-
-def log_written(entry: Any) -> None:
-    """Publish a new log entry once its transaction commits."""
+def on_log_written(sender: Any, entry: Any, **kwargs: Any) -> None:
+    """Receiver of ``signals.log_written``: publish the entry once its transaction commits."""
     transaction.on_commit(lambda: _publish_log_entry(entry))
 
 
 def _publish_log_entry(entry: Any) -> None:
     # Rendered once here, however many viewers listen: the consumers relay it.
     try:
-        html = render_log_entry(entry)
+        html = presenter.render_log_entry(entry)
     except Exception:
         logger.exception("Could not render log entry %s for a live update", entry.pk)
         return

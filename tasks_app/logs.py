@@ -118,6 +118,12 @@ def entries_of(task_id: int, params: LogParams) -> QuerySet[TaskLogEntry]:
     return entries
 
 
+def shows(params: LogParams, task_id: int, entry_id: int) -> bool:
+    """Does a viewer with these filters show this entry? For live entries: the rule
+    of ``entries_of`` itself, so a pushed entry and a page never disagree."""
+    return entries_of(task_id, params).filter(pk=entry_id).exists()
+
+
 def json_contains(field: str, text: str) -> Q:
     """``field`` (a JSONField) holds ``text``, case-insensitively.
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 
-from tasks_app import engine
-from tasks_app.engine import Step, StepContext, TaskKind
+from tasks_app import kinds
+from tasks_app.kinds import Step, StepContext, Summary, TaskKind
+from tasks_app.wakeup import current_worker_id
 
 
 def _run(ctx: StepContext) -> None:
-    from tasks_app.worker import current_worker_id
-
     seconds = float(ctx.task.params.get("seconds", 0))
     # Optional: a log entry every `tick` seconds, to watch a live log.
     tick = float(ctx.task.params.get("tick", 0)) or None
@@ -30,11 +29,13 @@ def _run(ctx: StepContext) -> None:
         time.sleep(min(0.05 if tick else 0.2, max(0.0, deadline - time.monotonic())))
 
 
-PROBE = engine.register(
+PROBE = kinds.register(
     TaskKind(
         name="probe",
         label="Worker probe",
         steps=(Step("probe", _run, repeatable=True),),
-        describe=lambda task: {"items": [f"probe ({task.params.get('seconds', 0)} s)"]},
+        summary=lambda task: Summary(
+            title="Worker probe", items=[f"probe ({task.params.get('seconds', 0)} s)"]
+        ),
     )
 )

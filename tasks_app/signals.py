@@ -9,3 +9,5 @@ and publishes once the transaction commits; the models never import it.
 from django.dispatch import Signal
 
 task_changed = Signal()
+# Sent with ``entry``, a TaskLogEntry just written (``tasks_app.tasklog``).
+log_written = Signal()

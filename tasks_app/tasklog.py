@@ -20,6 +20,7 @@ from urllib.parse import quote, quote_plus
 from uuid import UUID
 
 from tasks_app.models import LogLevel, Task, TaskLogEntry
+from tasks_app.signals import log_written
 
 REDACTED = "[redacted]"
 # Superset's own mask for a password it will not export: not a secret, and
@@ -212,9 +213,7 @@ class TaskLog:
             task=self.task, level=level, message=text, context=redact(context, self.secrets)
         )
         logger.log(level, "task %s: %s", self.task.pk, entry.message)
-        from tasks_app import live
-
-        live.log_written(entry)
+        log_written.send(sender=TaskLogEntry, entry=entry)  # published at commit
         return entry
 
     def debug(self, message: str, **context: Any) -> TaskLogEntry:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.tasks import task
 
-from tasks_app import engine
-from tasks_app.worker import current_worker_id
+from tasks_app.runner import run
+from tasks_app.wakeup import current_worker_id
 
 
 @task()
 def run_task(task_id: int) -> str:
-    return engine.run(task_id, current_worker_id())
+    return run(task_id, current_worker_id())

@@ -12,66 +12,36 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
-import weakref
 
 from django.conf import settings
-from django.db import close_old_connections, connection, connections
-from django.utils.crypto import get_random_string
+from django.db import close_old_connections, connections
 from django_tasks_db.management.commands.db_worker import Worker
+
+from tasks_app.prompts import expire_input_requests
+from tasks_app.reaper import reap_lost_tasks
+from tasks_app.wakeup import (
+    NOTIFY_CHANNEL,
+    listen,
+    new_worker_id,
+    notify_enabled,
+    set_current_worker,
+    wake_workers,
+)
 
 logger = logging.getLogger("tasks_app.worker")
 
-# One event per worker in this process: a queued task wakes them all, so two
-# tasks queued together start together.
-_wakeups: weakref.WeakSet[threading.Event] = weakref.WeakSet()
-_local = threading.local()
 _embedded_started = False
 _embedded_lock = threading.Lock()
-# PostgreSQL channel a queued task is announced on (LISTEN/NOTIFY).
-NOTIFY_CHANNEL = "migrator_tasks_queued"
 # One reaping pass per process per heartbeat interval, whichever thread does it.
 _housekeeping_lock = threading.Lock()
 _last_housekeeping = 0.0
 
 
-def new_worker_id(prefix: str) -> str:
-    return f"{prefix}-{socket.gethostname()[:20]}-{os.getpid()}-{get_random_string(6)}"[:64]
-
-
-def current_worker_id() -> str:
-    return getattr(_local, "worker_id", "") or new_worker_id("inline")
-
-
-def wake_workers() -> None:
-    """Tell this process's idle workers that a task was queued."""
-    for event in list(_wakeups):
-        event.set()
-
-
-def _notify_enabled() -> bool:
-    return settings.WORKER_NOTIFY and connection.vendor == "postgresql"
-
-
-def notify_workers() -> None:
-    """Tell workers in other processes that a task was queued.
-
-    Sent inside the caller's transaction: PostgreSQL delivers it at commit,
-    when the queued message is visible, and not at all on a rollback.
-    """
-    if not _notify_enabled():
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
-
-
 def housekeeping(*, force: bool = False) -> None:
     """Reap tasks whose worker was lost and expire unanswered input requests, when due."""
     global _last_housekeeping
-    from tasks_app.engine import expire_input_requests, reap_lost_tasks
-
     with _housekeeping_lock:
         now = time.monotonic()
         if not force and now - _last_housekeeping < settings.TASK_HEARTBEAT_INTERVAL:
@@ -138,7 +108,7 @@ class NotifyListener(threading.Thread):
 def start_process_threads() -> list[Housekeeper | NotifyListener]:
     """The threads a process with workers needs besides them: housekeeping, notifications."""
     threads: list[Housekeeper | NotifyListener] = [Housekeeper()]
-    if _notify_enabled():
+    if notify_enabled():
         threads.append(NotifyListener())
     for thread in threads:
         thread.start()
@@ -151,7 +121,7 @@ class TaskWorker:
         self.poll_interval = poll_interval
         self.stopping = threading.Event()
         self.wakeup = threading.Event()
-        _wakeups.add(self.wakeup)
+        listen(self.wakeup)
         self._db_worker = Worker(
             queue_names=["default"],
             interval=0,
@@ -167,7 +137,7 @@ class TaskWorker:
 
     def run_once(self) -> None:
         """Reap lost tasks when due, then run every task that is ready."""
-        _local.worker_id = self.worker_id
+        set_current_worker(self.worker_id)
         now = time.monotonic()
         if now - self._last_reap >= settings.TASK_HEARTBEAT_INTERVAL:
             self._last_reap = now

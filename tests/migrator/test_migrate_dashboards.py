@@ -17,9 +17,8 @@ from django.core.management import CommandError, call_command
 
 from migrator import cli
 from migrator.management.commands import migrate_dashboards
-from migrator.models import Environment
 from migrator.pipeline import MIGRATION
-from tasks_app import engine, worker
+from tasks_app import engine, kinds, worker
 from tasks_app.engine import NeedsInput, Step, TaskFailed
 from tasks_app.models import Status, Task, TaskLogEntry
 
@@ -86,34 +85,8 @@ def _fake_migration(monkeypatch):
         steps=(Step("export", _export), Step("import", _import, repeatable=False)),
         answer=_answer,
     )
-    monkeypatch.setitem(engine._KINDS, "migration", fake)
+    monkeypatch.setitem(kinds._KINDS, "migration", fake)
     monkeypatch.setattr(migrate_dashboards, "POLL_SECONDS", 0.02)
-
-
-@pytest.fixture
-def envs(db):
-    return [
-        Environment.objects.create(name=n, url=f"http://{n}.example", username="u", password="p")
-        for n in ("dev", "prod")
-    ]
-
-
-@pytest.fixture
-def terminal(monkeypatch):
-    """Someone at a terminal; ``answers`` are what they type into hidden prompts."""
-    answers: list[str] = []
-    prompts: list[str] = []
-
-    def ask(prompt: str) -> str:
-        prompts.append(prompt)
-        if not answers:
-            raise EOFError
-        return answers.pop(0)
-
-    monkeypatch.setattr(cli, "is_terminal", lambda stream=None: True)
-    monkeypatch.setattr(cli, "ask_secret", ask)
-    monkeypatch.setattr("getpass.getpass", ask)
-    return answers, prompts
 
 
 def migrate(*args: str) -> tuple[int, str]:

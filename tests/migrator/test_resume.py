@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from migrator.pipeline import MIGRATION
-from tasks_app import engine
+from tasks_app import engine, kinds
 from tasks_app.models import InputRequest, Status, Task
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +62,7 @@ def _fake_check(task, request, given):
 def _fake_target(monkeypatch):
     seen.clear()
     monkeypatch.setitem(
-        engine._KINDS, "migration", dataclasses.replace(MIGRATION, answer=_fake_check)
+        kinds._KINDS, "migration", dataclasses.replace(MIGRATION, answer=_fake_check)
     )
 
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from migrator.asgi import application
-from tasks_app import live
+from tasks_app import live, presenter
 from tasks_app.models import LogLevel, Task
 from tasks_app.tasklog import TaskLog
 
@@ -211,9 +211,9 @@ async def test_an_entry_is_rendered_once_whatever_the_number_of_viewers(monkeypa
     for communicator in sockets:
         assert (await communicator.connect())[0]
     rendered = []
-    original = live.render_log_entry
+    original = presenter.render_log_entry
     monkeypatch.setattr(
-        live,
+        presenter,
         "render_log_entry",
         lambda entry: rendered.append(entry.pk) or original(entry),
     )

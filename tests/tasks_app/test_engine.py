@@ -7,7 +7,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from tasks_app import engine
-from tasks_app.engine import NeedsInput, Step, TaskFailed, TaskKind
+from tasks_app.engine import NeedsInput, Step, Summary, TaskFailed, TaskKind
 from tasks_app.models import Status, Task
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,7 @@ engine.register(
         name="demo",
         label="Demo",
         steps=(Step("first", _first), Step("second", _second, repeatable=False)),
-        describe=lambda task: {"items": ["x"]},
+        summary=lambda task: Summary(title="Demo", items=["x"]),
     )
 )
 

@@ -10,7 +10,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from tasks_app import engine
+from tasks_app import engine, reaper, runner
 from tasks_app.engine import Step, TaskKind
 from tasks_app.models import IllegalTransition, Status, Task
 
@@ -73,7 +73,7 @@ def test_a_reaper_holding_a_stale_row_leaves_the_newer_run_alone():
     (stale,) = Task.objects.stale(60)  # one reaper read it...
     assert engine.reap_lost_tasks(timeout=60) == [task.pk]  # ...another handled it
     Task.objects.get(pk=task.pk).start("w2")
-    assert engine._hand_back(stale, "Worker lost") is False
+    assert reaper._hand_back(stale, "Worker lost") is False
     assert Task.objects.get(pk=task.pk).status == Status.RUNNING
 
 
@@ -116,7 +116,7 @@ def test_a_heartbeat_survives_a_database_blip(monkeypatch):
 
     monkeypatch.setattr(task, "beat", flaky_beat)
     lost = threading.Event()
-    heartbeat = engine._Heartbeat(task, 0.01, lost)
+    heartbeat = runner._Heartbeat(task, 0.01, lost)
     heartbeat.start()
     deadline = time.monotonic() + 30
     while len(calls) < 4:  # it kept beating after the failed one

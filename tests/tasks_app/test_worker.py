@@ -5,7 +5,7 @@ import threading
 import pytest
 from django_tasks_db.models import DBTaskResult
 
-from tasks_app import engine, worker
+from tasks_app import engine, wakeup, worker
 from tasks_app.engine import Step, TaskKind
 from tasks_app.models import Status, Task
 
@@ -17,7 +17,7 @@ engine.register(
     TaskKind(
         name="record",
         label="Record",
-        steps=(Step("only", lambda ctx: seen.append(worker.current_worker_id())),),
+        steps=(Step("only", lambda ctx: seen.append(wakeup.current_worker_id())),),
     )
 )
 

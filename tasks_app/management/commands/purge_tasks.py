@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from tasks_app import engine, retention
+from tasks_app.kinds import summary
 from tasks_app.models import Task, TaskLogEntry
 
 
@@ -122,12 +123,9 @@ class Command(BaseCommand):
 
     @staticmethod
     def _line(task: Task) -> str:
-        shown = engine.describe(task)
-        what = ""
-        if shown.get("source") or shown.get("target"):
-            what = f" {shown.get('source', '?')} → {shown.get('target', '?')}"
-        items = shown.get("items") or []
-        if items:
-            what += f" ({len(items)} item(s))"
+        shown = summary(task)
+        what = f" {shown.route}" if shown.route else ""
+        if shown.items:
+            what += f" ({len(shown.items)} item(s))"
         when = timezone.localtime(task.finished_at or task.created_at).strftime("%Y-%m-%d %H:%M")
         return f"task #{task.pk} {task.kind} {task.status} {when}{what}"
