@@ -84,6 +84,12 @@ def manager(db) -> User:
 
 
 @pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
 def manager_client(client, manager):
     client.force_login(manager)
     return client

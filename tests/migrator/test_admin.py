@@ -11,19 +11,6 @@ pytestmark = pytest.mark.django_db
 LIST = "/admin/migrator/environment/"
 
 
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
-@pytest.fixture
-def env():
-    return Environment.objects.create(
-        name="prod", url="https://prod.example", username="svc", password="Very-Secret-pw1"
-    )
-
-
 def test_staff_list_environments_without_passwords(staff_client, env):
     html = staff_client.get(LIST).content.decode()
     assert "prod" in html and "https://prod.example" in html

@@ -9,14 +9,6 @@ from tasks_app.models import Task
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def envs():
-    return [
-        Environment.objects.create(name=n, url=f"http://{n}.example", username="u", password="p")
-        for n in ("dev", "prod")
-    ]
-
-
 def test_environments_are_listed_without_passwords(owner_client, envs):
     body = owner_client.get("/api/environments").json()
     assert [e["name"] for e in body] == ["dev", "prod"]

@@ -75,13 +75,6 @@ def prod(recorders) -> Environment:
     )
 
 
-@pytest.fixture
-def env() -> Environment:
-    return Environment.objects.create(
-        name="prod", url="https://prod.example", username="svc", password="Very-Secret-pw1"
-    )
-
-
 FORM = {
     "name": "prod",
     "url": "https://prod.example",

@@ -32,21 +32,6 @@ def _exit_code(name: str, *args: str, stdin: str | None = None) -> tuple[int, st
 
 
 @pytest.fixture
-def terminal(monkeypatch):
-    """A person at a terminal typing the given answers into hidden prompts."""
-    prompts: list[str] = []
-    answers: list[str] = []
-
-    def ask(prompt: str) -> str:
-        prompts.append(prompt)
-        return answers.pop(0)
-
-    monkeypatch.setattr(cli, "is_terminal", lambda stream=None: True)
-    monkeypatch.setattr(cli, "ask_secret", ask)
-    return answers, prompts
-
-
-@pytest.fixture
 def connection_checks(monkeypatch):
     checked: list[str] = []
 

@@ -19,13 +19,6 @@ def _empty_pool():
     sessions._idle.clear()
 
 
-@pytest.fixture
-def env() -> Environment:
-    return Environment.objects.create(
-        name="prod", url="http://prod.example", username="u", password="p1"
-    )
-
-
 def _borrowed(env: Environment):
     with sessions.borrow(env) as client:
         return client

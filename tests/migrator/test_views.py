@@ -8,16 +8,6 @@ from tasks_app.models import Task
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def envs():
-    return [
-        Environment.objects.create(
-            name=n, url=f"http://{n}.example", username="u", password="hunter2-secret"
-        )
-        for n in ("dev", "prod")
-    ]
-
-
 def test_the_migration_page_offers_the_environments(owner_client, envs):
     html = owner_client.get("/").content.decode()
     assert "New migration" in html and "Recent tasks" in html

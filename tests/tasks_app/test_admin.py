@@ -42,12 +42,6 @@ def _task(
     )
 
 
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
 def _ids(response) -> list[int]:
     return [t.pk for t in response.context["cl"].result_list]
 
