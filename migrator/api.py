@@ -14,10 +14,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import django_auth
 from pydantic import Field, model_validator
 
-from migrator import promote
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import DatabaseMapping, Environment
-from migrator.pipeline import start_migration
 from migrator.plan import PlanError
 from migrator.superset.errors import SupersetError
 from tasks_app.api import ErrorOut, TaskOut
@@ -321,19 +319,11 @@ def _validated_migration(
     form = MigrationForm(payload.dict(include={"source", "target", "dashboards", "overwrite"}))
     if not form.is_valid():
         raise _Invalid("Invalid migration.", _form_errors(form))
-    data = form.cleaned_data
     choices = payload.choices()
     titles: dict[int, str] = {}
     try:
         # A script gets a 400 for a slug conflict it did not answer (a person is asked).
-        errors = promote.check_choices(
-            data["source"],
-            data["target"],
-            data["dashboards"],
-            require_answers=starting,
-            titles=titles,
-            **choices,
-        )
+        errors = form.check(choices, require_answers=starting, titles=titles)
     except SupersetError as exc:
         if not starting:
             raise HttpError(502, exc.message) from exc
@@ -362,15 +352,8 @@ def _invalid(request: HttpRequest, exc: _Invalid) -> HttpResponse:
 )
 def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
     form, choices, titles = _validated_migration(request, payload, starting=True)
-    task = start_migration(
-        owner=request.user,
-        source=form.cleaned_data["source"],
-        target=form.cleaned_data["target"],
-        # Titles read by the check: the task need not look them up again.
-        dashboards=form.dashboard_refs(titles),
-        overwrite=form.cleaned_data["overwrite"],
-        **choices,
-    )
+    # Titles read by the check: the task need not look them up again.
+    task = form.start(request.user, choices, titles=titles)
     return Reply(201, task_json(task))
 
 

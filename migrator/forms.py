@@ -189,5 +189,43 @@ class MigrationForm(forms.Form):
             {"overwrite": data["overwrite"], **choices},
         )
 
+    def check(
+        self,
+        choices: dict[str, Any],
+        *,
+        require_answers: bool = False,
+        titles: dict[int, str] | None = None,
+    ) -> dict[str, list[str]]:
+        """Errors naming each choice that refers to nothing on the two Supersets (read-only
+        calls, ``promote.check_choices``); ``conflicts`` ``{"*": answer}`` is the answer for
+        every dashboard chosen. Raises SupersetError when a Superset cannot tell."""
+        from migrator import promote
+
+        data = self.cleaned_data
+        return promote.check_choices(
+            data["source"],
+            data["target"],
+            data["dashboards"],
+            require_answers=require_answers,
+            titles=titles,
+            **choices,
+        )
+
+    def start(
+        self, owner: Any, choices: dict[str, Any], *, titles: dict[int, str] | None = None
+    ) -> Any:
+        """Start the migration task: the page, the API and the CLI all start here."""
+        from migrator.pipeline import start_migration
+
+        data = self.cleaned_data
+        return start_migration(
+            owner=owner,
+            source=data["source"],
+            target=data["target"],
+            dashboards=self.dashboard_refs(titles or {}),
+            overwrite=data["overwrite"],
+            **choices,
+        )
+
     def dashboard_refs(self, titles: dict[int, str]) -> list[dict[str, Any]]:
         return [{"id": i, "title": titles.get(i, "")} for i in self.cleaned_data["dashboards"]]

@@ -15,26 +15,24 @@ import io
 import uuid as uuid_module
 import zipfile
 from collections import defaultdict
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 from urllib.parse import quote
 
 import yaml
 from django.core.files.storage import default_storage
 from django.utils import timezone
+from pydantic import BaseModel, Field
 
 from migrator import sessions
 from migrator.models import Environment
 from migrator.plan import databases_needing_secrets, open_conflicts
 from migrator.promote import MAX_STRIPS
-from migrator.superset.bundle import (
-    PASSWORD_MASK,
-    BundleInfo,
-    ImportProblems,
-    split_uri_password,
-    strip_fields,
-)
+from migrator.superset.bundle import PASSWORD_MASK, BundleInfo, split_uri_password, strip_fields
 from migrator.superset.errors import ConnectionTestFailed, ImportRejected, SupersetError
-from tasks_app.engine import field_id
+from migrator.superset.problems import ImportProblems
+from tasks_app import kinds
+from tasks_app.kinds import field_id
 from tasks_app.models import InputRequest, Task
 from tasks_app.tasklog import TaskLog, redact
 
@@ -67,6 +65,61 @@ SSH_FIELD = {
     "ssh_private_key": "private_key",
     "ssh_private_key_password": "private_key_password",
 }
+
+
+class Answers(BaseModel):
+    """A migration's answers as the resume API and ``--secrets-file`` send them, keyed
+    by Superset's bundle path, e.g. ``{"passwords": {"databases/analytics.yaml": "…"}}``."""
+
+    passwords: dict[str, str] = Field(default_factory=dict)
+    ssh_tunnel_passwords: dict[str, str] = Field(default_factory=dict)
+    ssh_tunnel_private_keys: dict[str, str] = Field(default_factory=dict)
+    ssh_tunnel_private_key_passwords: dict[str, str] = Field(default_factory=dict)
+    overwrite: bool = False
+    conflicts: dict[str, Literal["rename", "take_over", "skip"]] = Field(
+        default_factory=dict,
+        description="Dashboard uuid (the `key` of a `conflict` field) -> rename, take_over or skip",
+    )
+
+
+def parse_answers(request: InputRequest, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The one reader of a migration's answers -> {field id: value}: the groups of
+    ``Answers`` (a script's JSON, a secrets file) and field ids (the web form, the
+    terminal). Raises ValueError (pydantic's) for a body that is neither."""
+    flat = {k: v for k, v in data.items() if ":" in k}
+    grouped = Answers.model_validate({k: v for k, v in data.items() if ":" not in k})
+    answers = kinds.answers_by_field_id(request, flat)
+    for group, kind in ANSWER_GROUPS.items():
+        answers.update({f"{kind}:{key}": value for key, value in getattr(grouped, group).items()})
+        getattr(grouped, group).clear()
+    answers.update({f"conflict:{key}": value for key, value in grouped.conflicts.items()})
+    if grouped.overwrite:
+        answers.update({field_id(f): True for f in request.fields if f["type"] == "overwrite"})
+    return answers
+
+
+def answer_key(fid: str) -> str:
+    """A field id as a script names it in the answers: ``passwords.databases/x.yaml``."""
+    kind, _, key = fid.partition(":")
+    if kind == "overwrite":
+        return "overwrite"
+    return f"{GROUP_OF_TYPE.get(kind, kind)}.{key}"
+
+
+def field_info(field: Mapping[str, Any]) -> dict[str, Any]:
+    """What a field is about: its connection (name, masked URI) or its dashboard."""
+    if field["type"] == "conflict":
+        return {
+            "subject": field.get("dashboard"),
+            "detail": f"slug {field.get('slug')!r}",
+            **{k: field[k] for k in ("dashboard", "slug", "target_dashboard") if k in field},
+        }
+    return {
+        "subject": field.get("database_name"),
+        "detail": field.get("uri_masked"),
+        "database_name": field.get("database_name"),
+        "uri_masked": field.get("uri_masked"),
+    }
 
 
 def can_ask(problems: ImportProblems) -> bool:

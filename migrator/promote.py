@@ -249,7 +249,8 @@ def check_choices(
     """Errors naming each choice that refers to nothing (read-only calls, only for
     what was chosen): a source connection, a target connection, a dashboard. With
     ``require_answers``, also each slug conflict left without an answer. The
-    dashboards' titles, when they were read, are put in ``titles``."""
+    dashboards' titles, when they were read, are put in ``titles``; ``conflicts``
+    ``{"*": answer}`` becomes that answer for each dashboard chosen, in place."""
     errors: dict[str, list[str]] = {}
     if databases:
         with sessions.borrow(source) as client:
@@ -273,6 +274,9 @@ def check_choices(
             rows = client.get_dashboards(dashboard_ids)
         if titles is not None:
             titles.update({row["id"]: row["title"] or "" for row in rows})
+        if "*" in conflicts:  # one answer for every dashboard chosen (the CLI's --on-conflict)
+            conflicts.update({str(row["uuid"]): conflicts["*"] for row in rows})
+            del conflicts["*"]
         known = {str(r.get("uuid")) for r in rows} | {r["slug"] for r in rows if r.get("slug")}
         for key in conflicts:
             if key not in known:

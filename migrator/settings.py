@@ -217,7 +217,7 @@ STATIC_ROOT = directory("STATIC_ROOT", env.str("STATIC_ROOT", str(DATA_DIR / "st
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", True)
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "migration"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Staff manage environments; others when given migrator.manage_environments.

@@ -11,7 +11,6 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from migrator import dashboards as dashboard_lookup
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import DatabaseMapping, Environment
-from migrator.pipeline import start_migration
 from migrator.plan import PlanError, display_rows
 from migrator.superset.errors import SupersetError
 from tasks_app.views import history_context
@@ -62,6 +61,13 @@ def preview(request: HttpRequest) -> HttpResponse:
 def start(request: HttpRequest) -> HttpResponse:
     form = MigrationForm(request.POST)
     choices = form.choices() if form.is_valid() else {}
+    if form.is_valid():
+        try:
+            for messages_ in form.check(choices).values():
+                for message in messages_:
+                    form.add_error(None, message)
+        except SupersetError:
+            pass  # started anyway: the task reports what is wrong with that Superset
     if not form.is_valid():
         if request.htmx:
             return render(
@@ -75,14 +81,7 @@ def start(request: HttpRequest) -> HttpResponse:
         for key, value in request.POST.items()
         if key.startswith("title_") and key.removeprefix("title_").isdigit()
     }
-    task = start_migration(
-        owner=request.user,
-        source=form.cleaned_data["source"],
-        target=form.cleaned_data["target"],
-        dashboards=form.dashboard_refs(titles),
-        overwrite=form.cleaned_data["overwrite"],
-        **choices,
-    )
+    task = form.start(request.user, choices, titles=titles)
     if request.htmx:
         response = render(
             request, "migrator/_start_form.html", _start_form_context(form, started=task)

@@ -116,9 +116,7 @@ class TaskKind:
     # in bold), ``detail`` (a line below it) and any keys the kind documents.
     field_info: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda field: {}
     # Answers from a request body (form, terminal or JSON) -> {field id: value}.
-    parse_answers: Callable[[InputRequest, Mapping[str, Any]], dict[str, Any]] = (
-        answers_by_field_id
-    )
+    parse_answers: Callable[[InputRequest, Mapping[str, Any]], dict[str, Any]] = answers_by_field_id
     # How an answer's error is named to a script (field id -> key of the body).
     answer_key: Callable[[str], str] = lambda fid: fid
     # Checks and applies a person's answers to an input request; returns

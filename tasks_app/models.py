@@ -325,10 +325,17 @@ class TaskLogEntry(models.Model):
             "context": self.context,
         }
 
-    def as_text(self) -> str:
-        """One line (continuation lines indented), the context as compact JSON."""
-        line = f"{self.timestamp.isoformat()} {self.level_name:<7} {self.message}"
-        if self.context:
+    def as_text(self, *, clock: bool = False, context: bool = True) -> str:
+        """One line (continuation lines indented), the context as compact JSON: the log
+        download's and the terminal's format. ``clock``: the local time of day only (a
+        terminal following a task); ``context``: with the context."""
+        when = (
+            f"{timezone.localtime(self.timestamp):%H:%M:%S}"
+            if clock
+            else self.timestamp.isoformat()
+        )
+        line = f"{when} {self.level_name:<7} {self.message}"
+        if context and self.context:
             line += " " + json.dumps(self.context, ensure_ascii=False, default=str)
         return line.replace("\n", "\n    ")
 

@@ -32,14 +32,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
-from django.utils import timezone
 
-from migrator import cli, promote, sessions
+from migrator import cli, sessions
 from migrator.dashboards import check_connection
 from migrator.forms import MigrationForm
 from migrator.models import Promotion
 from migrator.passwords import ANSWER_GROUPS, GROUP_OF_TYPE
-from migrator.pipeline import start_migration
 from migrator.plan import PlanError, plan_lines
 from migrator.superset.errors import SupersetError
 from tasks_app import engine
@@ -250,14 +248,7 @@ class Command(BaseCommand):
         if options["plan"]:
             self._plan(form, choices)
             return
-        task = start_migration(
-            owner=owner,
-            source=source,
-            target=target,
-            dashboards=form.dashboard_refs({}),
-            overwrite=form.cleaned_data["overwrite"],
-            **choices,
-        )
+        task = form.start(owner, choices)
         ids = ", ".join(f"#{i}" for i in form.cleaned_data["dashboards"])
         self.stdout.write(
             f"Task #{task.pk}: migrating dashboard(s) {ids} from {source.name} to "
@@ -294,26 +285,16 @@ class Command(BaseCommand):
                     f"{name}: give one of --map, --create, --replace.", cli.BAD_ARGUMENTS
                 )
             databases[name] = choice
-        source, target = form.cleaned_data["source"], form.cleaned_data["target"]
-        conflicts: dict[str, str] = {}
+        conflicts = {"*": options["on_conflict"]} if options["on_conflict"] else {}
+        choices = {"databases": databases, "conflicts": conflicts}
         try:
-            if options["on_conflict"]:
-                with sessions.borrow(source) as client:
-                    rows = client.get_dashboards(form.cleaned_data["dashboards"])
-                conflicts = {str(row["uuid"]): options["on_conflict"] for row in rows}
-            errors = promote.check_choices(
-                source,
-                target,
-                form.cleaned_data["dashboards"],
-                databases=databases,
-                conflicts=conflicts,
-            )
+            errors = form.check(choices)  # makes "*" each dashboard's answer
         except SupersetError as exc:
             raise cli.fail(f"Could not check the choices: {exc.message}", cli.FAILED) from None
         if errors:
             problems = " ".join(m for messages in errors.values() for m in messages)
             raise cli.fail(problems, cli.BAD_ARGUMENTS)
-        return {"databases": databases, "conflicts": conflicts}
+        return choices
 
     def _plan(self, form: MigrationForm, choices: dict[str, Any]) -> None:
         data = form.cleaned_data
@@ -428,11 +409,7 @@ class Command(BaseCommand):
 
     def _print_entries(self, task: Task, after: int) -> int:
         for entry in TaskLogEntry.objects.filter(task=task, id__gt=after).order_by("id"):
-            when = timezone.localtime(entry.timestamp).strftime("%H:%M:%S")
-            line = f"{when} {entry.get_level_display():<7} {entry.message}"
-            if self.verbosity >= 2 and entry.context:
-                line += " " + json.dumps(entry.context, ensure_ascii=False, default=str)
-            self.stdout.write(line)
+            self.stdout.write(entry.as_text(clock=True, context=self.verbosity >= 2))
             after = entry.pk
         return after
 
