@@ -32,17 +32,18 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
+from pydantic import ValidationError
 
-from migrator import cli, sessions
+from migrator import cli, passwords, sessions
 from migrator.dashboards import check_connection
 from migrator.forms import MigrationForm
 from migrator.models import Promotion
-from migrator.passwords import ANSWER_GROUPS, GROUP_OF_TYPE
 from migrator.plan import PlanError, plan_lines
 from migrator.superset.errors import SupersetError
 from tasks_app import engine
 from tasks_app.engine import field_id
 from tasks_app.models import FINISHED_STATUSES, InputRequest, Status, Task, TaskLogEntry
+from tasks_app.prompts import answer_task
 from tasks_app.worker import new_worker_id
 
 POLL_SECONDS = 0.2
@@ -86,28 +87,22 @@ def load_secrets(path: Path) -> dict[str, Any]:
         raise cli.fail(f"--secrets-file {path}: not valid JSON.", cli.BAD_ARGUMENTS) from None
     if not isinstance(data, dict):
         raise cli.fail(f"--secrets-file {path}: must hold a JSON object.", cli.BAD_ARGUMENTS)
-    allowed = {*ANSWER_GROUPS, "overwrite"}
-    unknown = sorted(set(data) - allowed)
+    unknown = sorted(set(data) - set(passwords.Answers.model_fields))
     if unknown:
         raise cli.fail(
             f"--secrets-file {path}: unknown key(s) {', '.join(unknown)}; "
-            f"use {', '.join(sorted(allowed))}.",
+            f"use {', '.join(sorted(passwords.Answers.model_fields))}.",
             cli.BAD_ARGUMENTS,
         )
-    for group in ANSWER_GROUPS:
-        values = data.get(group, {})
-        if not isinstance(values, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
-        ):
-            raise cli.fail(
-                f"--secrets-file {path}: {group!r} must map bundle paths to strings, e.g. "
-                '{"databases/analytics.yaml": "…"}.',
-                cli.BAD_ARGUMENTS,
-            )
-    if not isinstance(data.get("overwrite", False), bool):
-        raise cli.fail(
-            f"--secrets-file {path}: 'overwrite' must be true or false.", cli.BAD_ARGUMENTS
-        )
+    try:
+        passwords.Answers.model_validate(data, strict=True)
+    except ValidationError as exc:
+        group = str(exc.errors()[0]["loc"][0])
+        wanted = {
+            "overwrite": "must be true or false",
+            "conflicts": "must map dashboard uuids to rename, take_over or skip",
+        }.get(group, 'must map bundle paths to strings, e.g. {"databases/analytics.yaml": "…"}')
+        raise cli.fail(f"--secrets-file {path}: {group!r} {wanted}.", cli.BAD_ARGUMENTS) from None
     return data
 
 
@@ -462,17 +457,21 @@ class Command(BaseCommand):
             time.sleep(POLL_SECONDS)  # being answered elsewhere (the web page)
             return
         self.stdout.write(f"Task #{task.pk} needs input: {request.message}")
+        from_file = passwords.parse_answers(request, self.secrets)
         answers: dict[str, Any] = {}
         missing = []
         for field in request.fields:
             fid = field_id(field)
-            value = self._from_file(field)
-            if value is None and cli.is_terminal(self.stdin):
+            value = from_file.pop(fid, None)
+            if value is not None:
+                self._forget(fid)  # a file's answer is used once (a wrong one is not retried)
+            elif cli.is_terminal(self.stdin):
                 value = self._prompt(task, field)
             if value is None:
                 missing.append(field)
             else:
                 answers[fid] = value
+        from_file.clear()
         if missing:
             if answers:  # what the file had is checked and kept; the rest stays asked
                 self._submit(task, answers, owner)
@@ -480,9 +479,9 @@ class Command(BaseCommand):
         self._submit(task, answers, owner)
 
     def _submit(self, task: Task, answers: dict[str, Any], owner: Any) -> None:
-        """Check the answers on the target (engine.answer), as the web prompt does."""
+        """Check the answers on the target, as the web prompt does."""
         try:
-            engine.answer(task, answers, user=owner)
+            answer_task(task, answers, user=owner)
         except engine.AnswerRejected as exc:
             for fid, error in exc.errors.items():
                 self.stdout.write(f"  Not accepted, {fid.partition(':')[2]}: {error}")
@@ -492,21 +491,19 @@ class Command(BaseCommand):
             return
         self.stdout.write("Answers accepted; the task resumes.")
 
-    def _from_file(self, field: dict[str, Any]) -> Any:
-        """This field's answer from --secrets-file, used at most once (a wrong one is not retried)."""
-        if field["type"] == "overwrite":
-            return True if self.secrets.pop("overwrite", False) else None
-        group = GROUP_OF_TYPE.get(field["type"])
-        values = self.secrets.get(group) if group else None
-        return values.pop(field["key"], None) if values else None
+    def _forget(self, fid: str) -> None:
+        group, _, key = passwords.answer_key(fid).partition(".")
+        if group == "overwrite":
+            self.secrets.pop("overwrite", None)
+        elif isinstance(self.secrets.get(group), dict):
+            self.secrets[group].pop(key, None)
 
     def _prompt(self, task: Task, field: dict[str, Any]) -> Any:
-        where = " ".join(
-            part for part in (field.get("database_name") or "", f"({field['key']})") if part
-        )
+        info = passwords.field_info(field)
+        where = " ".join(part for part in (info.get("subject") or "", f"({field['key']})") if part)
         self.stdout.write(f"{field.get('label', field['type'])} for {where}")
-        if field.get("uri_masked"):
-            self.stdout.write(f"  {field['uri_masked']}")
+        if info.get("detail"):
+            self.stdout.write(f"  {info['detail']}")
         if field.get("error"):
             self.stdout.write(f"  Last answer: {field['error']}")
         try:
