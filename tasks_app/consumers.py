@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from tasks_app import live, logs
+from tasks_app import live, logs, watchdog
 from tasks_app.models import Status, Task
 
 logger = logging.getLogger("tasks_app.consumers")
@@ -47,7 +47,7 @@ class _Base(AsyncWebsocketConsumer):
             return False
         self.group = group
         await self.accept()
-        live.watch(self)
+        watchdog.watch(self)
         return True
 
     async def _authenticate_for_task(self) -> int | None:

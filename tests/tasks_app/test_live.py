@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 from channels.testing import WebsocketCommunicator
 
-from tasks_app import live
+from tasks_app import live, watchdog
 
 HANGING = {"BACKEND": "tests.tasks_app.test_live.HangingLayer"}
 
@@ -144,8 +144,7 @@ def test_the_backlog_is_bounded(monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_websocket_is_refused_while_the_layer_is_down(settings):
-    from migrator.asgi import application
-    from tests.tasks_app.test_consumers import _connect, _cookie_for
+    from tests.tasks_app.test_consumers import _connect, _cookie_for, application
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.tasks_app.test_live.DownLayer"}}
     cookie = await sync_to_async(_cookie_for)("alice")
@@ -171,10 +170,10 @@ async def test_losing_the_layer_closes_the_sockets_so_browsers_reconnect():
 
     consumers = [Consumer(), Consumer()]
     for consumer in consumers:
-        live._consumers.add(consumer)
-    await live._close_consumers("Lost the channel layer (Redis)")
-    assert closed == [live.CLOSE_RECONNECT] * 2 == [4503, 4503]
-    assert not live._consumers
+        watchdog._consumers.add(consumer)
+    await watchdog._close_consumers("Lost the channel layer (Redis)")
+    assert closed == [watchdog.CLOSE_RECONNECT] * 2 == [4503, 4503]
+    assert not watchdog._consumers
 
 
 @pytest.mark.django_db
@@ -237,16 +236,16 @@ async def test_a_socket_accepted_while_redis_is_away_is_closed_at_the_next_faile
         raise AssertionError(f"{name} was never closed: {closed}")
 
     monkeypatch.setattr(aioredis.Redis, "from_url", staticmethod(lambda *a, **k: FakeRedis()))
-    monkeypatch.setattr(live, "LAYER_CHECK_INTERVAL", 0.01)
+    monkeypatch.setattr(watchdog, "LAYER_CHECK_INTERVAL", 0.01)
     closed: list[tuple[str, int]] = []
     first, second = Consumer("first"), Consumer("second")
-    live._consumers.add(first)
-    watcher = asyncio.create_task(live._watch_layer("redis://127.0.0.1:6379/0"))
+    watchdog._consumers.add(first)
+    watcher = asyncio.create_task(watchdog._watch_layer("redis://127.0.0.1:6379/0"))
     try:
         await closing("first")
-        live._consumers.add(second)  # its group_add got through: Redis answered then
+        watchdog._consumers.add(second)  # its group_add got through: Redis answered then
         await closing("second")
     finally:
         watcher.cancel()
-        live._consumers.clear()
+        watchdog._consumers.clear()
     assert closed == [("first", 4503), ("second", 4503)]
