@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 from migrator import cli
 from migrator.management.commands import migrate_dashboards
 from migrator.pipeline import MIGRATION
-from tasks_app import engine, kinds, worker
+from tasks_app import kinds, worker
 from tasks_app.engine import NeedsInput, Step, TaskFailed
 from tasks_app.models import Status, Task, TaskLogEntry
 

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from migrator.pipeline import MIGRATION
-from tasks_app import engine, kinds
+from tasks_app import kinds
 from tasks_app.models import InputRequest, Status, Task
 
 pytestmark = pytest.mark.django_db

@@ -8,13 +8,17 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils.module_loading import import_string
 
-from migrator.asgi import application
 from tasks_app import live, presenter
 from tasks_app.models import LogLevel, Task
 from tasks_app.tasklog import TaskLog
+from tests.tasks_app.conftest import KIND, PARAMS
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+# The project's ASGI application, as daphne serves it (routing, auth, origin check).
+application = import_string(settings.ASGI_APPLICATION)
 
 
 def _cookie_for(username: str) -> bytes:
@@ -55,14 +59,7 @@ async def test_history_sockets_receive_row_updates():
     cookie = await sync_to_async(_cookie_for)("alice")
     communicator = await _connect("/ws/tasks/", cookie)
     assert (await communicator.connect())[0]
-    task = await Task.objects.acreate(
-        kind="migration",
-        params={
-            "source": {"name": "dev"},
-            "target": {"name": "prod"},
-            "dashboards": [{"id": 1, "title": "Sales"}],
-        },
-    )
+    task = await Task.objects.acreate(kind=KIND, params=PARAMS)
     await sync_to_async(live.on_task_changed)(Task, task, created=True)
     html = await communicator.receive_from(timeout=2)
     assert f'id="task-{task.pk}"' in html
@@ -76,7 +73,7 @@ async def test_a_filtered_history_socket_removes_rows_that_leave_the_filter():
     cookie = await sync_to_async(_cookie_for)("alice")
     communicator = await _connect("/ws/tasks/?status=PENDING", cookie)
     assert (await communicator.connect())[0]
-    task = await Task.objects.acreate(kind="migration", status="PENDING")
+    task = await Task.objects.acreate(kind=KIND, status="PENDING")
     await sync_to_async(live.on_task_changed)(Task, task, created=True)
     assert 'data-status="PENDING"' in await communicator.receive_from(timeout=2)
     # The status change itself publishes (no manual publish here).
@@ -92,7 +89,7 @@ async def test_a_filtered_history_socket_removes_rows_that_leave_the_filter():
 
 async def test_status_sockets_send_the_badge_or_json():
     cookie = await sync_to_async(_cookie_for)("alice")
-    task = await Task.objects.acreate(kind="migration")
+    task = await Task.objects.acreate(kind=KIND)
     html_socket = await _connect(f"/ws/tasks/{task.pk}/status", cookie)
     json_socket = await _connect(f"/ws/tasks/{task.pk}/status?format=json", cookie)
     assert (await html_socket.connect())[0]
@@ -105,7 +102,7 @@ async def test_status_sockets_send_the_badge_or_json():
         "event": "task.status",
         "id": task.pk,
         "status": "RUNNING",
-        "kind": "migration",
+        "kind": "chore",
         "version": 2,
     }
     await html_socket.disconnect()
@@ -117,7 +114,7 @@ async def test_a_late_older_state_reaches_listeners_with_its_older_version():
     process that queued it, the worker that started it): the state each sends
     carries the version of its change, so the receiver keeps the newest."""
     cookie = await sync_to_async(_cookie_for)("alice")
-    task = await Task.objects.acreate(kind="migration", params={"dashboards": []})
+    task = await Task.objects.acreate(kind=KIND, params={"items": []})
     queued = await Task.objects.select_related("owner").aget(pk=task.pk)  # PENDING, version 1
     paths = [
         "/ws/tasks/",
@@ -159,7 +156,7 @@ async def test_unknown_task_sockets_are_closed():
 
 async def test_log_sockets_deliver_each_new_entry_as_an_appending_fragment():
     cookie = await sync_to_async(_cookie_for)("alice")
-    task = await Task.objects.acreate(kind="migration")
+    task = await Task.objects.acreate(kind=KIND)
     communicator = await _connect(f"/ws/tasks/{task.pk}/logs", cookie)
     assert (await communicator.connect())[0]
     log = TaskLog(task, secrets=["hunter2"])
@@ -176,7 +173,7 @@ async def test_log_sockets_deliver_each_new_entry_as_an_appending_fragment():
 
 async def test_log_sockets_follow_the_viewers_filters_and_speak_json():
     cookie = await sync_to_async(_cookie_for)("alice")
-    task = await Task.objects.acreate(kind="migration")
+    task = await Task.objects.acreate(kind=KIND)
     errors_only = await _connect(f"/ws/tasks/{task.pk}/logs?level=error", cookie)
     searching = await _connect(f"/ws/tasks/{task.pk}/logs?search=PROD", cookie)
     as_json = await _connect(f"/ws/tasks/{task.pk}/logs?format=json", cookie)
@@ -206,7 +203,7 @@ async def test_log_sockets_follow_the_viewers_filters_and_speak_json():
 
 async def test_an_entry_is_rendered_once_whatever_the_number_of_viewers(monkeypatch):
     cookie = await sync_to_async(_cookie_for)("alice")
-    task = await Task.objects.acreate(kind="migration")
+    task = await Task.objects.acreate(kind=KIND)
     sockets = [await _connect(f"/ws/tasks/{task.pk}/logs", cookie) for _ in range(3)]
     for communicator in sockets:
         assert (await communicator.connect())[0]

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tasks_app.models import LogLevel, Task, TaskLogEntry
 from tasks_app.tasklog import TaskLog
+from tests.tasks_app.conftest import make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -26,11 +27,6 @@ def _entries(task: Task, n: int, start: int = 0) -> list[int]:
         for i in range(start, start + n)
     )
     return list(task.log_entries.order_by("id").values_list("id", flat=True))
-
-
-@pytest.fixture
-def task(owner) -> Task:
-    return Task.objects.create(kind="migration", owner=owner)
 
 
 def _get(client, task: Task, query: str = "") -> dict:
@@ -58,7 +54,7 @@ def test_a_short_log_fits_one_page(owner_client, task):
     body = _get(owner_client, task)
     assert [e["id"] for e in body["entries"]] == ids
     assert body["previous"] is None and body["next"] is None
-    empty = Task.objects.create(kind="migration")
+    empty = make_task()
     assert _get(owner_client, empty) == {
         "task_id": empty.pk,
         "entries": [],

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from tasks_app import logs
 from tasks_app.models import LogLevel, Status, Task, TaskLogEntry
 from tasks_app.tasklog import TaskLog
+from tests.tasks_app.conftest import KIND, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -32,26 +33,12 @@ def _shown(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'<li id="log-entry-(\d+)"', html)]
 
 
-@pytest.fixture
-def task(owner) -> Task:
-    return Task.objects.create(
-        kind="migration",
-        owner=owner,
-        status=Status.RUNNING,
-        params={
-            "source": {"id": 1, "name": "dev"},
-            "target": {"id": 2, "name": "prod"},
-            "dashboards": [{"id": 7, "title": "Sales"}],
-        },
-    )
-
-
 # --- one click from the history ------------------------------------------
 
 
 @pytest.mark.parametrize("status", [s.value for s in Status])
 def test_every_row_opens_the_log_modal_in_one_click(owner_client, owner, status):
-    task = Task.objects.create(kind="migration", owner=owner, status=status)
+    task = make_task(status, owner=owner)
     html = owner_client.get("/").content.decode()
     link = re.search(rf'<a href="/tasks/{task.pk}/logs"[^>]*>View logs</a>', html)
     assert link, "each row has a View logs link (an href for no-JS)"
@@ -231,7 +218,7 @@ def test_it_downloads_json_lines_with_the_filters(owner_client, task):
 
 @pytest.mark.django_db(transaction=True)
 async def test_under_asgi_the_download_is_streamed_chunk_by_chunk(owner):
-    task = await Task.objects.acreate(kind="migration")
+    task = await Task.objects.acreate(kind=KIND)
     await TaskLogEntry.objects.abulk_create(
         TaskLogEntry(task=task, message=f"line {i}") for i in range(logs.EXPORT_CHUNK * 2 + 1)
     )

@@ -12,6 +12,7 @@ from django_tasks_db.models import DBTaskResult
 
 from tasks_app import engine, retention
 from tasks_app.models import InputRequest, Status, Task, TaskLogEntry
+from tests.tasks_app.conftest import KIND, PARAMS
 
 pytestmark = pytest.mark.django_db
 
@@ -25,16 +26,12 @@ def _task(status: str, age_days: float, *, bundle: bool = False, **fields) -> Ta
         checkpoint["bundle"] = default_storage.save("bundles/task.zip", ContentFile(b"zip"))
     finished = when if status in ("SUCCESS", "FAILED", "CANCELLED") else None
     task = Task.objects.create(
-        kind="migration",
+        kind=KIND,
         status=status,
         created_at=when,
         finished_at=finished,
         checkpoint=checkpoint,
-        params={
-            "source": {"id": 1, "name": "dev"},
-            "target": {"id": 2, "name": "prod"},
-            "dashboards": [{"id": 7, "title": "Sales"}],
-        },
+        params=PARAMS,
         **fields,
     )
     TaskLogEntry.objects.bulk_create(TaskLogEntry(task=task, message=f"line {n}") for n in range(3))
@@ -120,7 +117,7 @@ def test_a_dry_run_lists_what_it_would_delete_and_deletes_nothing():
     old = _task(Status.FAILED, 40, bundle=True)
     _task(Status.SUCCESS, 1)
     out = _purge("--dry-run")
-    assert f"Would delete task #{old.pk} migration FAILED" in out
+    assert f"Would delete task #{old.pk} chore FAILED" in out
     assert "dev → prod (1 item(s))" in out
     assert "would delete 1 task(s) with 3 log entries" in out
     assert Task.objects.count() == 2
@@ -145,7 +142,7 @@ def test_zero_turns_both_rules_off():
 
 
 def test_it_prunes_finished_queue_messages():
-    task = engine.submit("migration", owner=None, params={})
+    task = engine.submit(KIND, owner=None, params={})
     DBTaskResult.objects.update(status="SUCCESSFUL", finished_at=timezone.now() - timedelta(days=2))
     _purge()
     assert not DBTaskResult.objects.exists()
@@ -172,8 +169,7 @@ def test_it_deletes_in_batches_with_a_bounded_number_of_queries(
     monkeypatch.setattr(retention, "BATCH_SIZE", 50)
     old = timezone.now() - timedelta(days=60)
     tasks = Task.objects.bulk_create(
-        Task(kind="migration", status=Status.SUCCESS, created_at=old, finished_at=old)
-        for _ in range(500)
+        Task(kind=KIND, status=Status.SUCCESS, created_at=old, finished_at=old) for _ in range(500)
     )
     TaskLogEntry.objects.bulk_create(TaskLogEntry(task=t, message="x") for t in tasks)
     # 10 batches of about 9 queries each (the rows that refer to a task, a

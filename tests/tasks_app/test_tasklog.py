@@ -13,6 +13,7 @@ import pytest
 
 from tasks_app.models import Task, TaskLogEntry
 from tasks_app.tasklog import MASK, REDACTED, TaskLog, is_secret_key, redact
+from tests.tasks_app.conftest import KIND
 
 SECRET = "s3cr3t-P@ss/word"
 
@@ -246,7 +247,7 @@ def test_deep_or_cyclic_values_do_not_break_the_writer():
 
 @pytest.mark.django_db
 def test_the_writer_stores_no_known_secret_in_message_or_context(caplog):
-    task = Task.objects.create(kind="migration")
+    task = Task.objects.create(kind=KIND)
     log = TaskLog(task, secrets=[SECRET])
     log.add_secret("late-added-secret")
     with caplog.at_level(logging.INFO, logger="tasks_app.tasklog"):
@@ -271,7 +272,7 @@ def test_the_writer_stores_no_known_secret_in_message_or_context(caplog):
 
 @pytest.mark.django_db
 def test_the_writer_accepts_any_message(caplog):
-    task = Task.objects.create(kind="migration")
+    task = Task.objects.create(kind=KIND)
     entry = TaskLog(task, secrets=["pw-1234"]).warning(RuntimeError("failed with pw-1234"))
     entry.refresh_from_db()
     assert entry.message == f"failed with {REDACTED}"
