@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect
 
 from migrator import dashboards as dashboard_lookup
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import DatabaseMapping, Environment
 from migrator.plan import PlanError, display_rows
 from migrator.superset.errors import SupersetError
+from tasks_app.htmx import Rendered, for_htmx
 from tasks_app.views import history_context
 
 
@@ -34,7 +37,8 @@ def migration_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def preview(request: HttpRequest) -> HttpResponse:
+@for_htmx(page="migrator/migration.html", fragment="migrator/_plan.html")
+def preview(request: HttpRequest) -> Rendered:
     """What the migration would do on the target (nothing is written), with its choices."""
     form = MigrationForm(request.POST)
     context: dict = {"form": form}
@@ -47,18 +51,18 @@ def preview(request: HttpRequest) -> HttpResponse:
             context["error"] = exc.message
         if "plan" in context:
             context["plan_rows"] = display_rows(context["plan"])
-    if request.htmx:
-        return render(request, "migrator/_plan.html", context)
     # Without JavaScript: the whole page, the plan inside the form.
-    return render(
-        request,
-        "migrator/migration.html",
-        {**_migration_context(request, form), **context},
+    return Rendered(
+        context,
+        otherwise=lambda: render(
+            request, "migrator/migration.html", {**_migration_context(request, form), **context}
+        ),
     )
 
 
 @require_POST
-def start(request: HttpRequest) -> HttpResponse:
+@for_htmx(page="migrator/migration.html", fragment="migrator/_start_form.html")
+def start(request: HttpRequest) -> Rendered:
     form = MigrationForm(request.POST)
     choices = form.choices() if form.is_valid() else {}
     if form.is_valid():
@@ -69,12 +73,12 @@ def start(request: HttpRequest) -> HttpResponse:
         except SupersetError:
             pass  # started anyway: the task reports what is wrong with that Superset
     if not form.is_valid():
-        if request.htmx:
-            return render(
-                request, "migrator/_start_form.html", _start_form_context(form), status=400
-            )
-        return render(
-            request, "migrator/migration.html", _migration_context(request, form), status=400
+        return Rendered(
+            _start_form_context(form),
+            status=400,
+            otherwise=lambda: render(
+                request, "migrator/migration.html", _migration_context(request, form), status=400
+            ),
         )
     titles = {
         int(key.removeprefix("title_")): value[:300]
@@ -82,13 +86,16 @@ def start(request: HttpRequest) -> HttpResponse:
         if key.startswith("title_") and key.removeprefix("title_").isdigit()
     }
     task = form.start(request.user, choices, titles=titles)
-    if request.htmx:
-        response = render(
-            request, "migrator/_start_form.html", _start_form_context(form, started=task)
-        )
-        return trigger_client_event(response, "task-started", {"id": task.pk})
-    messages.success(request, f"Migration task #{task.pk} started.")
-    return redirect("home")
+
+    def to_the_history() -> HttpResponse:
+        messages.success(request, f"Migration task #{task.pk} started.")
+        return redirect("home")
+
+    return Rendered(
+        _start_form_context(form, started=task),
+        headers={"HX-Trigger": json.dumps({"task-started": {"id": task.pk}})},
+        otherwise=to_the_history,
+    )
 
 
 @require_GET
@@ -151,18 +158,24 @@ def environment_delete(request: HttpRequest, env_id: int) -> HttpResponse:
     env = get_object_or_404(Environment, pk=env_id)
     env.delete()
     messages.success(request, f"Environment {env.name} deleted.")
-    if request.htmx:
-        return HttpResponseClientRedirect("/environments/")
-    return redirect("environment-list")
+    # htmx follows a redirect inside the swap: ask it for a whole page instead.
+    return (
+        HttpResponseClientRedirect("/environments/")
+        if request.htmx
+        else redirect("environment-list")
+    )
 
 
 @require_POST
-def environment_test(request: HttpRequest, env_id: int) -> HttpResponse:
+@for_htmx(page="migrator/environments.html", fragment="migrator/_test_result.html")
+def environment_test(request: HttpRequest, env_id: int) -> Rendered:
     env = get_object_or_404(Environment, pk=env_id)
     result = dashboard_lookup.check_connection(env)
-    if request.htmx:
-        return render(request, "migrator/_test_result.html", {"env": env, "result": result})
-    (messages.success if result["ok"] else messages.error)(
-        request, f"{env.name}: {result['message']}"
-    )
-    return redirect("environment-list")
+
+    def with_a_message() -> HttpResponse:
+        (messages.success if result["ok"] else messages.error)(
+            request, f"{env.name}: {result['message']}"
+        )
+        return redirect("environment-list")
+
+    return Rendered({"env": env, "result": result}, otherwise=with_a_message)

@@ -31,6 +31,9 @@ class Rendered:
     fragment: str | None = None
     # Response headers (e.g. HX-Trigger).
     headers: dict[str, str] = field(default_factory=dict)
+    # What a request without htmx gets instead of the page with this context (e.g.
+    # the redirect after an action); called only for such a request.
+    otherwise: Callable[[], HttpResponse] | None = None
 
 
 Page = str | Callable[..., HttpResponse]
@@ -38,7 +41,8 @@ Page = str | Callable[..., HttpResponse]
 
 def for_htmx(*, page: Page, fragment: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``page``: the template of the whole page, or a view giving the response a
-    request without htmx gets (e.g. a redirect to the page holding the fragment)."""
+    request without htmx gets (e.g. a redirect to the page holding the fragment);
+    a view that acts (a POST) says what such a request gets in ``Rendered.otherwise``."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -65,6 +69,8 @@ def _render(request: HttpRequest, result: Any, page: Page, fragment: str) -> Htt
         template = result.fragment or fragment
         if status >= 300 and status not in SWAPPED_ERRORS:
             status = 200
+    elif result.otherwise is not None:
+        return result.otherwise()
     else:
         assert isinstance(page, str)
         template = page

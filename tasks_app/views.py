@@ -141,18 +141,24 @@ async def _async_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
         yield chunk
 
 
-def _after_action(request: HttpRequest, task: Task) -> HttpResponse:
-    if request.htmx:
-        task.refresh_from_db()
-        return render(request, "tasks_app/_task_row.html", presenter.row_context(task))
-    next_url = request.POST.get("next", "")
-    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
-        return redirect(next_url)
-    return redirect("task-detail", task_id=task.pk)
+def _after_action(request: HttpRequest, task: Task) -> Rendered:
+    """The task's row again (htmx), else back where the action came from."""
+
+    def back() -> HttpResponse:
+        next_url = request.POST.get("next", "")
+        if next_url and url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}
+        ):
+            return redirect(next_url)
+        return redirect("task-detail", task_id=task.pk)
+
+    task.refresh_from_db()
+    return Rendered(presenter.row_context(task), otherwise=back)
 
 
 @require_POST
-def task_cancel(request: HttpRequest, task_id: int) -> HttpResponse:
+@for_htmx(page="tasks_app/task_detail.html", fragment="tasks_app/_task_row.html")
+def task_cancel(request: HttpRequest, task_id: int) -> Rendered:
     task = task_for_change(request.user, task_id)
     try:
         task.cancel()
@@ -165,7 +171,8 @@ def task_cancel(request: HttpRequest, task_id: int) -> HttpResponse:
 
 
 @require_POST
-def task_retry(request: HttpRequest, task_id: int) -> HttpResponse:
+@for_htmx(page="tasks_app/task_detail.html", fragment="tasks_app/_task_row.html")
+def task_retry(request: HttpRequest, task_id: int) -> Rendered:
     task = task_for_change(request.user, task_id)
     try:
         engine.retry(task, by=request.user)
@@ -187,7 +194,7 @@ def task_input(request: HttpRequest, task_id: int) -> dict[str, Any]:
 @require_POST
 @sensitive_post_parameters()
 @for_htmx(page="tasks_app/input.html", fragment="tasks_app/_input_form.html")
-def task_answer(request: HttpRequest, task_id: int) -> Rendered | HttpResponse:
+def task_answer(request: HttpRequest, task_id: int) -> Rendered:
     task = task_for_change(request.user, task_id)
     try:
         answer_task(task, request.POST, user=request.user)
@@ -197,11 +204,14 @@ def task_answer(request: HttpRequest, task_id: int) -> Rendered | HttpResponse:
     except engine.AnswerRejected:
         task.refresh_from_db()
         return Rendered(presenter.input_context(task), status=400)
-    if not request.htmx:
+
+    def to_the_task() -> HttpResponse:
         messages.success(request, f"Task #{task.pk} resumed.")
         return redirect("task-detail", task_id=task.pk)
+
     task.refresh_from_db()
     return Rendered(
         presenter.input_context(task, resumed=True),
         headers={"HX-Trigger": json.dumps({"task-resumed": {"id": task.pk}})},
+        otherwise=to_the_task,
     )
