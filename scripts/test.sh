@@ -22,6 +22,7 @@ export TASKS_EMBEDDED_WORKERS=0
 
 $BIN/ruff check .
 $BIN/ruff format --check .
+$BIN/lint-imports
 
 $BIN/python -m pytest -m "not browser and not scale" "$@"
 # Real concurrency (row locks, racing submissions) on the machine's PostgreSQL.

@@ -1,13 +1,6 @@
 """Talking to Apache Superset (6.1 and 4.1) and reading its export bundles. No Django here."""
 
-from migrator.superset.bundle import (
-    BundleDatabase,
-    BundleInfo,
-    ImportProblems,
-    InputNeed,
-    inspect_bundle,
-    parse_import_error,
-)
+from migrator.superset.bundle import BundleDatabase, BundleInfo, inspect_bundle
 from migrator.superset.client import SupersetClient
 from migrator.superset.errors import (
     AuthenticationFailed,
@@ -21,6 +14,7 @@ from migrator.superset.errors import (
     SupersetTLSError,
     SupersetUnreachable,
 )
+from migrator.superset.problems import ImportProblems, InputNeed, parse_import_error
 
 __all__ = [
     "AuthenticationFailed",

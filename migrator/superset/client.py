@@ -27,8 +27,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from migrator.superset import rison
-from migrator.superset.bundle import parse_import_error, split_uri_password
+from migrator.superset.bundle import split_uri_password
 from migrator.superset.errors import (
     AuthenticationFailed,
     ConnectionTestFailed,
@@ -44,6 +43,9 @@ from migrator.superset.errors import (
     parse_error_body,
     redact,
 )
+from migrator.superset.problems import parse_import_error
+from migrator.superset.rison import RisonValue
+from migrator.superset.rison import dumps as rison_dumps
 
 logger = logging.getLogger("migrator.superset")
 
@@ -784,8 +786,8 @@ class SupersetClient:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _q(value: rison.RisonValue) -> str:
-    return quote(rison.dumps(value), safe="")
+def _q(value: RisonValue) -> str:
+    return quote(rison_dumps(value), safe="")
 
 
 def _dashboard(row: Mapping[str, Any]) -> dict[str, Any]:

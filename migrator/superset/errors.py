@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from migrator.superset.bundle import ImportProblems
+    from migrator.superset.problems import ImportProblems
 
 BODY_LIMIT = 2048
 REDACTED = "********"

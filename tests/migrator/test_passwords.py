@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from migrator.passwords import can_ask, input_fields
-from migrator.superset.bundle import BundleDatabase, BundleInfo, parse_import_error
+from migrator.superset.bundle import BundleDatabase, BundleInfo
+from migrator.superset.problems import parse_import_error
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "superset"
 ISSUES = [

@@ -14,8 +14,9 @@ from migrator import pipeline, sessions
 from migrator.models import Environment, Promotion
 from migrator.plan import Choices, Inventory, make_plan
 from migrator.superset.assets import scan
-from migrator.superset.bundle import parse_import_error, strip_fields
+from migrator.superset.bundle import strip_fields
 from migrator.superset.errors import ImportRejected
+from migrator.superset.problems import parse_import_error
 from tasks_app.engine import NeedsInput, StepContext
 from tasks_app.models import Task
 from tasks_app.tasklog import TaskLog

@@ -6,8 +6,8 @@ import pytest
 
 from migrator import sessions
 from migrator.models import Environment
-from migrator.superset.bundle import ImportProblems
 from migrator.superset.errors import ImportRejected, SupersetUnreachable
+from migrator.superset.problems import ImportProblems
 
 pytestmark = pytest.mark.django_db
 

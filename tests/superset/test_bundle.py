@@ -8,14 +8,9 @@ from typing import Any
 
 import pytest
 
-from migrator.superset.bundle import (
-    BundleDatabase,
-    InputNeed,
-    inspect_bundle,
-    mask_uri,
-    parse_import_error,
-)
+from migrator.superset.bundle import BundleDatabase, inspect_bundle, mask_uri
 from migrator.superset.errors import InvalidBundle
+from migrator.superset.problems import InputNeed, parse_import_error
 
 ISSUE_1010 = [
     {

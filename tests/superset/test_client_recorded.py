@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from migrator.superset.bundle import InputNeed
 from migrator.superset.errors import (
     AuthenticationFailed,
     ConnectionTestFailed,
@@ -22,6 +21,7 @@ from migrator.superset.errors import (
     ImportRejected,
     SupersetAPIError,
 )
+from migrator.superset.problems import InputNeed
 
 DASHBOARDS = "/api/v1/dashboard/"
 IMPORT = "/api/v1/dashboard/import/"
