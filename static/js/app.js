@@ -1,4 +1,82 @@
 // Small behaviours htmx does not cover. No build step: plain ES2017.
+
+// Live over the WebSocket, else polling every 5 s (a proxy that blocks the
+// socket, a web process or Redis restarting), for each element that has its
+// own socket (ws-connect) and a way to fetch again what it shows: the history
+// table and the log viewer register below. The element's data-live says which
+// is in use ("ws", "poll", "" while connecting); its [data-live-state] tells
+// the reader. The only name this file puts on window.
+var liveOrPoll = (function () {
+  "use strict";
+  var POLL_MS = 5000;
+  var OFFLINE = "offline: refreshing every 5 s";
+  var kinds = [];
+
+  function kindOf(el) {
+    return kinds.find(function (kind) { return el && el.matches && el.matches(kind.selector); });
+  }
+  function setLive(el, mode, text) {
+    el.dataset.live = mode;
+    var label = el.querySelector("[data-live-state]");
+    if (label) label.textContent = text;
+  }
+  // From when the element is on the page: its socket has POLL_MS to open, then
+  // every POLL_MS without it, fetch again.
+  function start(el, kind) {
+    if (el.liveTimer) return;
+    setLive(el, "", "connecting…");
+    el.liveTimer = setInterval(function () {
+      if (!document.body.contains(el)) { clearInterval(el.liveTimer); return; }
+      if (el.dataset.live === "ws") return;
+      if (el.dataset.live !== "poll") setLive(el, "poll", OFFLINE);
+      kind.refresh(el);
+    }, POLL_MS);
+  }
+  htmx.onLoad(function (root) {
+    kinds.forEach(function (kind) {
+      if (root.matches && root.matches(kind.selector)) start(root, kind);
+      if (root.querySelectorAll) root.querySelectorAll(kind.selector).forEach(function (el) { start(el, kind); });
+    });
+  });
+
+  document.addEventListener("htmx:wsOpen", function (e) {
+    var el = e.target;
+    var kind = kindOf(el);
+    if (!kind) return;
+    setLive(el, "ws", "live");
+    // Back after a drop (a web process or Redis restarted): events sent
+    // meanwhile are lost, so catch up once.
+    if (el.liveDropped || kind.refreshOnFirstOpen) {
+      el.liveDropped = false;
+      kind.refresh(el);
+    }
+  });
+  ["htmx:wsClose", "htmx:wsError"].forEach(function (name) {
+    document.addEventListener(name, function (e) {
+      if (!kindOf(e.target)) return;
+      e.target.liveDropped = true;
+      setLive(e.target, "poll", OFFLINE);
+    });
+  });
+  // Every socket of the page: 4503 is the server saying "I lost my channel
+  // layer (Redis), come back in a moment". htmx reconnects by itself only after
+  // 1006/1011/1012/1013, and daphne cannot send those; spread the returns out.
+  document.addEventListener("htmx:wsClose", function (e) {
+    var detail = e.detail || {};
+    if (!detail.event || detail.event.code !== 4503 || !detail.socketWrapper) return;
+    setTimeout(function () {
+      if (document.body.contains(e.target)) detail.socketWrapper.reconnect();
+    }, 500 + Math.random() * 2000);
+  });
+
+  // selector: the elements; options.refresh(el): fetch again what el shows;
+  // options.refreshOnFirstOpen: also when the socket opens the first time
+  // (else only when it comes back after a drop, and when polling).
+  return function (selector, options) {
+    kinds.push({ selector: selector, refresh: options.refresh, refreshOnFirstOpen: !!options.refreshOnFirstOpen });
+  };
+})();
+
 (function () {
   "use strict";
 
@@ -79,62 +157,15 @@
     }
   });
 
-  // Live state and the polling fallback when the WebSocket is unavailable
-  // (a proxy that blocks it): refresh the rows the page shows every 5 s.
-  var POLL_MS = 5000;
-  function table() { return document.getElementById("task-table"); }
-  function setState(text, live) {
-    var t = table();
-    if (!t) return;
-    t.dataset.live = live ? "ws" : "poll";
-    var label = t.querySelector("[data-live-state]");
-    if (label) label.textContent = text;
-  }
-  // The rows the page shows, fetched again (the polling fallback, and a catch-up).
-  function refreshRows() {
-    var t = table();
-    if (!t) return;
-    var shown = t.querySelectorAll("#task-rows tr.task-row").length;
-    var url = new URL(t.dataset.pollUrl, window.location.href);
+  // The table's rows fetched again, as many as it shows (after a drop, and
+  // the polling fallback).
+  function refreshRows(table) {
+    var shown = table.querySelectorAll("#task-rows tr.task-row").length;
+    var url = new URL(table.dataset.pollUrl, window.location.href);
     url.searchParams.set("limit", String(Math.max(shown, 1)));
     htmx.ajax("GET", url.toString(), { target: "#task-rows", swap: "innerHTML" });
   }
-  // Only the table's own socket: the header's and the log viewer's have their own state.
-  function isTable(event) { return event.target === table(); }
-  var dropped = false;
-  document.addEventListener("htmx:wsOpen", function (e) {
-    if (!isTable(e)) return;
-    setState("live", true);
-    // Back after a drop (a web process or Redis restarted): events sent
-    // meanwhile are lost, so catch up once.
-    if (dropped) { dropped = false; refreshRows(); }
-  });
-  ["htmx:wsClose", "htmx:wsError"].forEach(function (name) {
-    document.addEventListener(name, function (e) {
-      if (!isTable(e)) return;
-      dropped = true;
-      setState("offline: refreshing every 5 s", false);
-    });
-  });
-
-  // Every socket of the page: 4503 is the server saying "I lost my channel
-  // layer (Redis), come back in a moment". htmx reconnects by itself only after
-  // 1006/1011/1012/1013, and daphne cannot send those; spread the returns out.
-  document.addEventListener("htmx:wsClose", function (e) {
-    var detail = e.detail || {};
-    if (!detail.event || detail.event.code !== 4503 || !detail.socketWrapper) return;
-    setTimeout(function () {
-      if (document.body.contains(e.target)) detail.socketWrapper.reconnect();
-    }, 500 + Math.random() * 2000);
-  });
-
-  setInterval(function () {
-    var t = table();
-    if (!t || t.dataset.live === "ws") return;
-    if (t.dataset.live !== "poll" && Date.now() - started < POLL_MS) return;
-    refreshRows();
-  }, POLL_MS);
-  var started = Date.now();
+  liveOrPoll("#task-table", { refresh: refreshRows });
 })();
 
 // Modals (the input prompt, the task log): htmx swaps a <dialog> into
@@ -186,12 +217,10 @@
 // The task log viewer (modal, task page, /tasks/{id}/logs): local times, the
 // newest entry in view, a "new entries" button when the reader has scrolled
 // up, earlier pages without losing one's place, a catch-up when the socket
-// opens, polling every 5 s without it, and copy.
+// opens (liveOrPoll: and every 5 s without it), and copy.
 (function () {
   "use strict";
-  var POLL_MS = 5000;
   var NEAR_BOTTOM_PX = 40;
-  var OFFLINE = "offline: refreshing every 5 s";
 
   function pad(n, width) { return String(n).padStart(width || 2, "0"); }
   function localTime(el) {
@@ -212,18 +241,13 @@
     var status = viewer.querySelector("[data-log-status]");
     if (status) status.textContent = text;
   }
-  function setLive(viewer, mode, text) {
-    viewer.dataset.live = mode;
-    var label = viewer.querySelector("[data-live-state]");
-    if (label) label.textContent = text;
-  }
 
   function init(viewer) {
     if (viewer.logState) return;
     var scroller = viewer.querySelector(".log-scroll");
     var list = viewer.querySelector("ol.log");
     var jump = viewer.querySelector("[data-log-jump]");
-    var state = viewer.logState = { atBottom: true, maxId: lastId(list), started: Date.now(), keep: null };
+    var state = viewer.logState = { atBottom: true, maxId: lastId(list), keep: null };
     viewer.querySelectorAll("time[data-local]").forEach(localTime);
     viewer.querySelectorAll("[data-log-copy]").forEach(function (b) { b.hidden = false; });
 
@@ -276,8 +300,6 @@
         say(viewer, fresh + " new log " + (fresh === 1 ? "entry" : "entries") + " below.");
       }
     }).observe(list, { childList: true });
-
-    if (viewer.dataset.followUrl) setLive(viewer, "", "connecting…");
   }
 
   htmx.onLoad(function (root) {
@@ -306,33 +328,7 @@
     htmx.ajax("GET", url.toString(), { target: list, swap: "beforeend", select: "li.log-entry" })
       .finally(function () { state.busy = false; });
   }
-  function viewerOf(event) {
-    var el = event.target;
-    return el && el.classList && el.classList.contains("log-viewer") ? el : null;
-  }
-  document.addEventListener("htmx:wsOpen", function (e) {
-    var viewer = viewerOf(e);
-    if (!viewer) return;
-    setLive(viewer, "ws", "live");
-    catchUp(viewer);
-  });
-  ["htmx:wsClose", "htmx:wsError"].forEach(function (name) {
-    document.addEventListener(name, function (e) {
-      var viewer = viewerOf(e);
-      if (viewer) setLive(viewer, "poll", OFFLINE);
-    });
-  });
-  setInterval(function () {
-    document.querySelectorAll(".log-viewer[data-follow-url]").forEach(function (viewer) {
-      var state = viewer.logState;
-      if (!state || viewer.dataset.live === "ws") return;
-      if (viewer.dataset.live !== "poll") {
-        if (Date.now() - state.started < POLL_MS) return;
-        setLive(viewer, "poll", OFFLINE);
-      }
-      catchUp(viewer);
-    });
-  }, POLL_MS);
+  liveOrPoll(".log-viewer[data-follow-url]", { refresh: catchUp, refreshOnFirstOpen: true });
 
   // Copy the whole (filtered) log, not only the entries loaded so far.
   document.addEventListener("click", function (event) {
