@@ -14,10 +14,12 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import django_auth
 from pydantic import Field, model_validator
 
+from migrator import rollback
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import DatabaseMapping, Environment
 from migrator.plan import PlanError
 from migrator.superset.errors import SupersetError
+from tasks_app.access import task_for_change
 from tasks_app.api import ErrorOut, TaskOut
 from tasks_app.api import router as tasks_router
 from tasks_app.presenter import task_json
@@ -410,6 +412,52 @@ def _environment_pair(source: str, target: str) -> tuple[Environment, Environmen
     if src is None or tgt is None:
         raise Http404
     return src, tgt
+
+
+class RollbackPlanOut(Schema):
+    plan: dict[str, Any]
+
+
+def _rollback_of(request: HttpRequest, task_id: int) -> Any:
+    migration = task_for_change(request.user, task_id)
+    try:
+        rollback.check_can_roll_back(migration)
+    except rollback.CannotRollBack as exc:
+        raise HttpError(409, str(exc)) from None
+    return migration
+
+
+@migrations.post(
+    "/tasks/{task_id}/rollback",
+    response={201: TaskOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Roll a finished migration back (starts a rollback task)",
+    description="Puts back what the migration replaced (from its backup) and deletes what it "
+    "created; what changed on the target since is kept and named in the report. 409 when the "
+    "task is not a finished migration, or is already rolled back (the detail names the "
+    "rollback).",
+)
+def rollback_migration(request: HttpRequest, task_id: int) -> Any:
+    migration = _rollback_of(request, task_id)
+    try:
+        task = rollback.start_rollback(migration, owner=request.user)
+    except rollback.CannotRollBack as exc:
+        raise HttpError(409, str(exc)) from None
+    return Reply(201, task_json(task))
+
+
+@migrations.post(
+    "/tasks/{task_id}/rollback/plan",
+    response={200: RollbackPlanOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 502: ErrorOut},
+    summary="What a rollback of this migration would do, asset by asset; changes nothing",
+)
+def rollback_plan(request: HttpRequest, task_id: int) -> Any:
+    migration = _rollback_of(request, task_id)
+    try:
+        return {"plan": rollback.plan_rollback(migration)}
+    except rollback.CannotRollBack as exc:
+        raise HttpError(409, str(exc)) from None
+    except SupersetError as exc:
+        return Reply(502, {"detail": exc.message})
 
 
 api.add_router("", envs)

@@ -8,4 +8,4 @@ class MigratorConfig(AppConfig):
     def ready(self) -> None:
         # Registers the "migration" task kind with the task engine, and our
         # deploy checks.
-        from migrator import checks, pipeline  # noqa: F401
+        from migrator import checks, pipeline, rollback  # noqa: F401

@@ -268,6 +268,17 @@ class Promotion(models.Model):
     )
     plan = models.JSONField(null=True, blank=True)
     report = models.JSONField(null=True, blank=True)
+    # What the target held before the first write, for a rollback: ``{"file": saved
+    # export of the target, "bytes", "assets": {kind: [{uuid, name, id}]}}``.
+    backup = models.JSONField(null=True, blank=True)
+    # The one task that rolls this migration back (a migration is rolled back once).
+    rolled_back_by = models.OneToOneField(
+        "tasks_app.Task",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="rolls_back",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.urls import reverse
 
-from migrator import passwords, promote, sessions
+from migrator import passwords, promote, rollback, sessions
 from migrator.models import Environment, Promotion
 from migrator.plan import PlanError, display_rows, plan_lines
 from migrator.superset.bundle import inspect_bundle, strip_fields
@@ -23,7 +24,7 @@ from migrator.superset.errors import ImportRejected, SupersetAPIError, SupersetE
 from migrator.superset.problems import ImportProblems
 from tasks_app import engine, live
 from tasks_app.kinds import NeedsInput, StepContext, Summary, TaskFailed
-from tasks_app.models import Task
+from tasks_app.models import FINISHED_STATUSES, Task
 
 KIND = "migration"
 
@@ -181,6 +182,7 @@ def import_step(ctx: StepContext) -> None:
     if not calls:
         ctx.log.info(f"Nothing to write on {target.name}: everything is as planned already.")
         return
+    _back_up(ctx, target, plan)
     started = time.monotonic()
     for resource, paths, overwrite, what in calls:
         ctx.check_cancelled()
@@ -228,6 +230,28 @@ def import_step(ctx: StepContext) -> None:
     ctx.log.info(f"Imported into {target.name}", environment=target.name, duration_ms=_ms(started))
 
 
+def _back_up(ctx: StepContext, target: Environment, plan: dict[str, Any]) -> None:
+    """Before the first write: the target's own version of what the plan replaces."""
+    promotion = _promotion(ctx.task)
+    if promotion.backup is not None:
+        return
+    try:
+        backup = rollback.take_backup(target, plan, ctx.task)
+    except SupersetError as exc:
+        raise _failed("target", target, exc) from exc
+    promotion.backup = backup or {}
+    promotion.save(update_fields=["backup", "updated_at"])
+    if backup:
+        ctx.checkpoint["backup"] = backup["file"]  # for purge_tasks, after the row is gone
+        counts = ", ".join(f"{len(rows)} {kind}" for kind, rows in backup["assets"].items())
+        ctx.log.info(
+            f"Backed up what this migration replaces on {target.name}: {counts} "
+            f"({backup['bytes']:,} bytes); a rollback puts it back.",
+            bytes=backup["bytes"],
+            assets={k: [r["name"] for r in rows] for k, rows in backup["assets"].items()},
+        )
+
+
 def verify_step(ctx: StepContext) -> None:
     """Read the target again and report per asset; a mismatch fails the task."""
     target = _environment(ctx, "target")
@@ -236,7 +260,10 @@ def verify_step(ctx: StepContext) -> None:
         result = promote.check(target, promotion.plan, written=ctx.checkpoint.get("written", True))
     except SupersetError as exc:
         raise _failed("target", target, exc) from exc
-    promote.remember_writes(target, promotion.plan, result.pop("changed_on"), ctx.task)
+    changed_on = result.pop("changed_on")
+    promote.remember_writes(target, promotion.plan, changed_on, ctx.task)
+    # What the target showed right after: a rollback leaves alone what changed since.
+    result["written"] = {f"{kind}/{uuid}": when for (kind, uuid), when in changed_on.items()}
     promotion.report = result
     promotion.save(update_fields=["report", "updated_at"])
     live.task_changed(ctx.task)
@@ -302,6 +329,8 @@ def _refused(ctx: StepContext, target: Environment, name: str, exc: ImportReject
 def summary(task: Task) -> Summary:
     params = task.params
     target = params.get("target", {}).get("name", "?")
+    rolled_back_by = params.get("rolled_back_by")
+    can_roll_back = task.status in FINISHED_STATUSES and not rolled_back_by
     return Summary(
         title="Migration",
         route=f"{params.get('source', {}).get('name', '?')} → {target}",
@@ -309,6 +338,12 @@ def summary(task: Task) -> Summary:
         items_label="Dashboards",
         options="overwrite existing" if params.get("overwrite") else "",
         asker=target,
+        links=(
+            [(f"rolled back by #{rolled_back_by}", reverse("task-detail", args=[rolled_back_by]))]
+            if rolled_back_by
+            else []
+        ),
+        actions=[("Roll back", reverse("task-rollback", args=[task.pk]))] if can_roll_back else [],
     )
 
 
@@ -326,8 +361,14 @@ def task_json(task: Task) -> dict[str, Any]:
 def details(task: Task) -> dict[str, Any]:
     promotion = Promotion.objects.filter(task=task).first()
     if promotion is None:
-        return {"plan": None, "report": None}
-    return {"plan": promotion.plan, "report": promotion.report}
+        return {"plan": None, "report": None, "backup": None, "rolled_back_by": None}
+    backup = promotion.backup or None
+    return {
+        "plan": promotion.plan,
+        "report": promotion.report,
+        "backup": {"bytes": backup["bytes"], "assets": backup["assets"]} if backup else None,
+        "rolled_back_by": promotion.rolled_back_by_id,
+    }
 
 
 def page_details(task: Task) -> dict[str, Any]:
@@ -336,9 +377,21 @@ def page_details(task: Task) -> dict[str, Any]:
 
 
 def cleanup(task: Task) -> None:
+    """The saved export; and, when the task itself goes (purge), its backup."""
     name = task.checkpoint.get("bundle")
     if name and default_storage.exists(name):
         default_storage.delete(name)
+    backup = task.checkpoint.get("backup")
+    if backup and not Task.objects.filter(pk=task.pk).exists() and default_storage.exists(backup):
+        default_storage.delete(backup)
+
+
+def kept_files(task: Task) -> dict[str, int]:
+    """What the task keeps on disk, by what it is: its backup, for a rollback."""
+    backup = task.checkpoint.get("backup")
+    if backup and default_storage.exists(backup):
+        return {"backup": default_storage.size(backup)}
+    return {}
 
 
 MIGRATION = engine.register(
@@ -358,6 +411,7 @@ MIGRATION = engine.register(
         parse_answers=passwords.parse_answers,
         answer_key=passwords.answer_key,
         cleanup=cleanup,
+        kept_files=kept_files,
         answer=passwords.answer,
         details=details,
         page=("migrator/_promotion.html", page_details),

@@ -44,6 +44,7 @@ urlpatterns = [
     path("tasks/<int:task_id>/answer/", task_views.task_answer, name="task-answer"),
     path("tasks/<int:task_id>/cancel/", task_views.task_cancel, name="task-cancel"),
     path("tasks/<int:task_id>/retry/", task_views.task_retry, name="task-retry"),
+    path("tasks/<int:task_id>/rollback/", views.task_rollback, name="task-rollback"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -11,11 +11,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from migrator import dashboards as dashboard_lookup
+from migrator import rollback
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import DatabaseMapping, Environment
 from migrator.plan import PlanError, display_rows
 from migrator.superset.errors import SupersetError
+from tasks_app.access import task_for_change
 from tasks_app.htmx import Rendered, for_htmx
+from tasks_app.kinds import summary
 from tasks_app.views import history_context
 
 
@@ -179,3 +182,24 @@ def environment_test(request: HttpRequest, env_id: int) -> Rendered:
         return redirect("environment-list")
 
     return Rendered({"env": env, "result": result}, otherwise=with_a_message)
+
+
+@require_http_methods(["GET", "POST"])
+def task_rollback(request: HttpRequest, task_id: int) -> HttpResponse:
+    """A migration's rollback: what it will do, to confirm (GET); started (POST)."""
+    migration = task_for_change(request.user, task_id)
+    context = {"migration": migration, "summary": summary(migration)}
+    try:
+        rollback.check_can_roll_back(migration)
+        if request.method == "POST":
+            task = rollback.start_rollback(migration, owner=request.user)
+            messages.success(request, f"Rollback task #{task.pk} started.")
+            return redirect("task-detail", task_id=task.pk)
+        context["plan"] = rollback.plan_rollback(migration)
+    except rollback.CannotRollBack as exc:
+        context["refused"] = str(exc)
+    except SupersetError as exc:
+        context["refused"] = f"Could not read the target: {exc.message}"
+    return render(
+        request, "migrator/rollback.html", context, status=409 if "refused" in context else 200
+    )

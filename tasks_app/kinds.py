@@ -75,6 +75,11 @@ class Summary:
     options: str = ""
     # Who needs a person's answers, e.g. the target's name ("prod needs this…").
     asker: str = ""
+    # Related tasks or pages: (text, url), e.g. ("rolled back by #12", "/tasks/12/").
+    links: list[tuple[str, str]] = field(default_factory=list)
+    # What a person may do next besides the engine's actions: (label, url of a page
+    # that says what it will do and asks to confirm), e.g. ("Roll back", …).
+    actions: list[tuple[str, str]] = field(default_factory=list)
 
 
 def field_id(field: Mapping[str, Any]) -> str:
@@ -125,6 +130,9 @@ class TaskKind:
     answer: Callable[[Task, InputRequest, dict[str, Any]], dict[str, str]] = _no_answers
     # Called when a task of this kind is deleted or given up (clean saved files).
     cleanup: Callable[[Task], None] = lambda task: None
+    # What the task keeps on disk, by what it is (``{"backup": bytes}``): purge_tasks
+    # says so before deleting.
+    kept_files: Callable[[Task], dict[str, int]] = lambda task: {}
 
     def step_named(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)

@@ -296,3 +296,19 @@ def rewrite_references(
             if target.get("datasetUuid") in datasets:
                 target["datasetUuid"] = datasets[target["datasetUuid"]]
     return doc
+
+
+def merge_bundles(
+    sources: Iterable[str | os.PathLike[str] | IO[bytes]], dest: IO[bytes], root: str
+) -> None:
+    """One bundle holding every file of ``sources`` under ``root`` (the first copy of a
+    path wins: the same chart in two exports of one Superset is the same document)."""
+    seen: set[str] = set()
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out:
+        for source in sources:
+            with zipfile.ZipFile(source) as archive:
+                _, members = _members(archive)
+                for path, info in members:
+                    if path not in seen:
+                        seen.add(path)
+                        out.writestr(f"{root}/{path}", archive.read(info))

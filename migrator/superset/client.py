@@ -511,6 +511,33 @@ class SupersetClient:
             if not 200 <= response.status_code < 300:
                 raise self._error(response, f"deleting database {database_id}")
 
+    def count_datasets_on(self, database_id: int) -> int:
+        """How many datasets use this connection."""
+        query = {
+            "columns": ["id"],
+            "filters": [{"col": "database", "opr": "rel_o_m", "value": int(database_id)}],
+            "page": 0,
+            "page_size": 1,
+        }
+        data = self._get_json(f"/api/v1/dataset/?q={_q(query)}", "counting datasets")
+        count = data.get("count")
+        if not isinstance(count, int):
+            raise NotASuperset(f"{self.url} answered counting datasets without a count.")
+        return count
+
+    def delete_assets(self, resource: str, ids: Sequence[int]) -> None:
+        """Delete ``resource`` (dashboard, chart, dataset) ``ids`` in one call (Superset's
+        bulk delete); nothing when ``ids`` is empty."""
+        id_list = [int(i) for i in ids]
+        if not id_list:
+            return
+        response = self._api("DELETE", f"/api/v1/{resource}/?q={_q(id_list)}")
+        with response:
+            if not 200 <= response.status_code < 300:
+                raise self._error(
+                    response, f"deleting {resource}(s) {', '.join(map(str, id_list))}"
+                )
+
     # --- plumbing -------------------------------------------------------------------
 
     def _import(

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from tasks_app import engine, retention
-from tasks_app.kinds import summary
+from tasks_app.kinds import find_kind, summary
 from tasks_app.models import Task, TaskLogEntry
 
 
@@ -127,5 +127,8 @@ class Command(BaseCommand):
         what = f" {shown.route}" if shown.route else ""
         if shown.items:
             what += f" ({len(shown.items)} item(s))"
+        kind = find_kind(task.kind)
+        for label, size in (kind.kept_files(task) if kind else {}).items():
+            what += f", {label} {size:,} bytes"
         when = timezone.localtime(task.finished_at or task.created_at).strftime("%Y-%m-%d %H:%M")
         return f"task #{task.pk} {task.kind} {task.status} {when}{what}"

@@ -1,0 +1,210 @@
+"""End to end: a migration rolled back against the real Supersets.
+
+What the migration replaced comes back from its backup, what it created is deleted
+(a connection only when nothing else uses it), what someone changed on the target
+since is kept and named, and a migration is rolled back once.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.superset_servers import (
+    SECURE_ANALYTICS_DB,
+    SECURE_DASHBOARD_TITLES,
+    SECURE_DATABASE_NAMES,
+    SECURE_PASSWORD,
+    SECURE_SALES_TITLE,
+)
+from tests.e2e.test_promotion import SALES, SALES_DB, _body, _dashboard_id, _own_connection, _run
+
+pytestmark = pytest.mark.e2e
+
+DONE = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
+# Fields of an export that change without anyone changing the asset: the export's own
+# timestamp (metadata.yaml) and the version of the export format.
+VOLATILE = {"timestamp", "version"}
+
+
+def _rollback(api, task_id: int) -> dict:
+    answer = api.post(f"/api/tasks/{task_id}/rollback")
+    assert answer.status_code == 201, answer.text
+    return api.wait_for_status(answer.json()["id"], DONE)
+
+
+def _outcomes(task: dict) -> dict[tuple[str, str], str]:
+    return {(a["type"], a["name"]): a["outcome"] for a in task["report"]["assets"]}
+
+
+def _normalised_export(admin, dashboard_id: int) -> dict[str, dict]:
+    """The target's export of a dashboard (with its charts, datasets, connections),
+    document by document, without the fields every export changes."""
+    with zipfile.ZipFile(io.BytesIO(admin.export_dashboards([dashboard_id]))) as archive:
+        documents = {}
+        for name in archive.namelist():
+            path = name.split("/", 1)[1]
+            if path == "metadata.yaml":
+                continue
+            document = yaml.safe_load(archive.read(name))
+            documents[path] = {k: v for k, v in document.items() if k not in VOLATILE}
+        return documents
+
+
+@pytest.fixture
+def empty_target(target_admin):
+    target_admin.delete_everything()
+    return target_admin
+
+
+def test_a_rollback_after_an_overwrite_leaves_the_target_as_it_was(api, source_admin, empty_target):
+    dashboard_id = _dashboard_id(source_admin, SALES)
+    chart = source_admin.dashboard_charts(dashboard_id)[0]
+    dataset = source_admin.dashboard_datasets(dashboard_id)[0]
+    first = _run(api, _body(source_admin, overwrite=True))
+    assert first["status"] == "SUCCESS", first["error"]
+    (on_target,) = empty_target.dashboards_by_title(SALES)
+    before = _normalised_export(empty_target, on_target["id"])
+    try:
+        source_admin.request("PUT", f"/api/v1/chart/{chart['id']}", json={"slice_name": "Renamed"})
+        source_admin.request(
+            "PUT", f"/api/v1/dataset/{dataset['id']}", json={"description": "Changed"}
+        )
+        source_admin.request(
+            "PUT", f"/api/v1/dashboard/{dashboard_id}", json={"dashboard_title": "Sales v2"}
+        )
+        second = _run(api, _body(source_admin, "Sales v2", overwrite=True))
+        assert second["status"] == "SUCCESS", second["error"]
+        assert second["backup"]["bytes"] > 0
+        assert {k: len(v) for k, v in second["backup"]["assets"].items()} == {
+            "dashboards": 1,
+            "charts": 1,
+            "datasets": 1,
+        }
+        assert [c["slice_name"] for c in empty_target.charts()] == ["Renamed"]
+
+        plan = api.post(f"/api/tasks/{second['id']}/rollback/plan")
+        assert plan.status_code == 200, plan.text
+        assert plan.json()["plan"]["summary"] == {"restore": 3}
+        assert [c["slice_name"] for c in empty_target.charts()] == ["Renamed"]  # plan only
+
+        undone = _rollback(api, second["id"])
+        assert undone["status"] == "SUCCESS", undone["error"]
+        assert undone["migration"] == second["id"]
+        assert _outcomes(undone) == {
+            ("dashboards", "Sales v2"): "restored",
+            ("charts", "Renamed"): "restored",
+            ("datasets", "public.sales"): "restored",
+        }
+        assert _normalised_export(empty_target, on_target["id"]) == before
+        assert [c["slice_name"] for c in empty_target.charts()] == [chart["slice_name"]]
+        # The migration links to its rollback.
+        assert api.get(f"/api/tasks/{second['id']}").json()["rolled_back_by"] == undone["id"]
+
+        again = api.post(f"/api/tasks/{second['id']}/rollback")
+        assert again.status_code == 409
+        assert f"#{undone['id']}" in again.json()["detail"]
+        assert api.post(f"/api/tasks/{undone['id']}/rollback").status_code == 409
+    finally:
+        source_admin.request(
+            "PUT", f"/api/v1/chart/{chart['id']}", json={"slice_name": chart["slice_name"]}
+        )
+        source_admin.request("PUT", f"/api/v1/dataset/{dataset['id']}", json={"description": ""})
+        source_admin.request(
+            "PUT", f"/api/v1/dashboard/{dashboard_id}", json={"dashboard_title": SALES}
+        )
+
+
+def test_what_the_migration_created_is_deleted_and_a_mapped_connection_untouched(
+    api, source_admin, empty_target
+):
+    own = _own_connection(empty_target, SECURE_ANALYTICS_DB)
+    body = _body(source_admin)
+    body["dashboards"].append(_dashboard_id(source_admin, SECURE_SALES_TITLE))
+    task = _run(api, body)
+    assert task["status"] == "SUCCESS", task["error"]
+    assert task["backup"] is None  # it created everything: nothing of the target's to keep
+    assert {d["database_name"] for d in empty_target.databases()} == {
+        SALES_DB,
+        own["database_name"],
+    }
+
+    undone = _rollback(api, task["id"])
+
+    assert undone["status"] == "SUCCESS", undone["error"]
+    assert empty_target.dashboards() == []
+    assert empty_target.charts() == []
+    assert empty_target.datasets() == []
+    (left,) = empty_target.databases()  # the created connection went, the mapped one stays
+    assert (left["uuid"], left["database_name"]) == (own["uuid"], SECURE_ANALYTICS_DB)
+    outcomes = _outcomes(undone)
+    assert outcomes[("databases", SALES_DB)] == "deleted"
+    assert ("databases", SECURE_ANALYTICS_DB) not in outcomes  # mapped: not the rollback's
+    assert undone["report"]["warnings"] == []
+
+
+def test_a_chart_edited_on_the_target_after_the_migration_survives_and_is_named(
+    api, source_admin, empty_target
+):
+    task = _run(api, _body(source_admin))
+    assert task["status"] == "SUCCESS", task["error"]
+    (chart,) = empty_target.charts()
+    empty_target.request("PUT", f"/api/v1/chart/{chart['id']}", json={"slice_name": "Mine now"})
+
+    undone = _rollback(api, task["id"])
+
+    assert undone["status"] == "SUCCESS", undone["error"]
+    assert [c["slice_name"] for c in empty_target.charts()] == ["Mine now"]
+    assert empty_target.dashboards() == []
+    outcomes = _outcomes(undone)
+    assert outcomes[("charts", chart["slice_name"])] == "kept"
+    assert any(
+        chart["slice_name"] in w and "changed on the target" in w
+        for w in undone["report"]["warnings"]
+    )
+    # The dataset the kept chart still uses stays, and so does its connection.
+    assert [d["table_name"] for d in empty_target.datasets()] == ["sales"]
+
+
+def test_the_backup_holds_no_secret_of_the_flow(api, app_server, source_admin, target_admin):
+    """The connection's password was typed in the flow: the backup (an export of the
+    target) holds masked passwords only, as any Superset export does."""
+    target_admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
+    dashboard_id = _dashboard_id(source_admin, SECURE_SALES_TITLE)
+    task = _run(
+        api,
+        _body(
+            source_admin, SECURE_SALES_TITLE, databases={SECURE_ANALYTICS_DB: {"action": "create"}}
+        ),
+    )
+    assert task["status"] == "AWAITING_INPUT", task
+    answer = api.post(
+        f"/api/tasks/{task['id']}/resume",
+        json={"passwords": {f["key"]: SECURE_PASSWORD for f in task["input_request"]["fields"]}},
+    )
+    assert answer.status_code == 202, answer.text
+    task = api.wait_for_status(task["id"], {"SUCCESS", "FAILED"})
+    assert task["status"] == "SUCCESS", task["error"]
+    try:
+        source_admin.request(
+            "PUT", f"/api/v1/dashboard/{dashboard_id}", json={"dashboard_title": "Secure v2"}
+        )
+        second = _run(api, _body(source_admin, "Secure v2", overwrite=True))
+        assert second["status"] == "SUCCESS", second["error"]
+        assert second["backup"]["assets"]["dashboards"][0]["name"] == "Secure v2"
+        (path,) = (Path(app_server.data_dir) / "files" / "bundles").glob(
+            f"task-{second['id']}-backup*.zip"
+        )
+        with zipfile.ZipFile(path) as archive:
+            contents = b"".join(archive.read(name) for name in archive.namelist())
+        assert b"databases/" in b"".join(n.encode() for n in zipfile.ZipFile(path).namelist())
+        assert SECURE_PASSWORD.encode() not in contents
+        assert b"XXXXXXXXXX" in contents  # the export's mask, as Superset writes it
+    finally:
+        source_admin.request(
+            "PUT", f"/api/v1/dashboard/{dashboard_id}", json={"dashboard_title": SECURE_SALES_TITLE}
+        )
