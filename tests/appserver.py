@@ -7,26 +7,16 @@ in-memory channel layer exactly as a user gets them.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from tests.processes import Process, app_env, daphne_argv, free_port, manage
+
 ADMIN = ("admin", "admin-pass-123")
 USER = ("alice", "alice-pass-123")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class AppServer:
@@ -36,33 +26,20 @@ class AppServer:
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="migrator-app-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "DATA_DIR": self.data_dir,
-            "TASKS_EMBEDDED_WORKERS": "1",
-            "DJANGO_SETTINGS_MODULE": "migrator.settings",
-            "WORKER_POLL_INTERVAL": "1",
-            **(extra_env or {}),
-        }
-        self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        self.proc: subprocess.Popen | None = None
-        self.log_path = Path(self.data_dir) / "server.log"
+        self.env = app_env(
+            self.data_dir,
+            {"TASKS_EMBEDDED_WORKERS": "1", "WORKER_POLL_INTERVAL": "1", **(extra_env or {})},
+        )
+        self.process = Process(
+            "The app",
+            daphne_argv(self.port),
+            env=self.env,
+            log_path=Path(self.data_dir) / "server.log",
+            port=self.port,
+        )
 
     def manage(self, *args: str, input: str | None = None) -> str:
-        result = subprocess.run(
-            [str(BIN / "python"), "manage.py", *args],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            input=input,
-            timeout=120,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-            )
-        return result.stdout
+        return manage(self.env, *args, input=input)
 
     def prepare(self) -> None:
         self.manage("migrate", "--noinput", "-v0")
@@ -75,43 +52,14 @@ class AppServer:
         )
 
     def start(self) -> AppServer:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
-        self.proc = subprocess.Popen(
-            [
-                str(BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "migrator.asgi:application",
-            ],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"The app exited at start:\n{self.log()}")
-            try:
-                requests.get(self.url + "/accounts/login/", timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError(f"The app did not answer within 30 s:\n{self.log()}")
+        self.process.start().wait_for_http(timeout=30)
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.process.stop(timeout=10)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.process.log()
 
     def session(self, credentials: tuple[str, str] = ADMIN) -> ApiSession:
         return ApiSession(self.url, *credentials)

@@ -2,16 +2,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 
+from tests.processes import app_env, run_manage
+
 # Tests drive workers themselves; importing the ASGI app must not start any.
 os.environ.setdefault("TASKS_EMBEDDED_WORKERS", "0")
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -31,24 +29,13 @@ def _fast_and_isolated(settings, tmp_path):
 def manage(tmp_path):
     """``manage("cmd", "--flag", stdin="…")``: run manage.py in its own process, as an
     operator would, on a fresh SQLite database in ``tmp_path`` (no terminal)."""
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
-        "TASKS_EMBEDDED_WORKERS": "0",
-    }
+    env = app_env(
+        str(tmp_path),
+        {"DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "TASKS_EMBEDDED_WORKERS": "0"},
+    )
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=REPO,
-            env=env,
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_manage(env, *args, input=stdin, timeout=60)
 
     return run
 

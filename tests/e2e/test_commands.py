@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
-from tests.appserver import REPO
 from tests.e2e.superset_servers import (
     SECURE_ANALYTICS_DB,
     SECURE_ANALYTICS_KEY,
@@ -23,20 +21,14 @@ from tests.e2e.superset_servers import (
     SECURE_SALES_TITLE,
     find_secret_everywhere,
 )
+from tests.processes import run_manage
 
 pytestmark = pytest.mark.e2e
 
 
 def _manage(app_server, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=app_server.env,
-        stdin=subprocess.DEVNULL,  # as cron or CI runs it: no terminal
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # As cron or CI runs it: no terminal.
+    return run_manage(app_server.env, *args, timeout=300)
 
 
 def test_migrate_dashboards_answers_from_a_secrets_file(

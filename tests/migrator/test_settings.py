@@ -10,12 +10,13 @@ import os
 import re
 import runpy
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+
+from tests.processes import run_manage
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = REPO / "migrator" / "settings.py"
@@ -145,15 +146,7 @@ def test_every_variable_is_documented_in_the_readme():
 
 def _manage(*args: str, **environ: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in _OURS}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env={**env, **environ},
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+    return run_manage({**env, **environ}, *args, timeout=60)
 
 
 def test_manage_py_refuses_to_start_with_a_bad_value(tmp_path):

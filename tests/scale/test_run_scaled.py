@@ -18,7 +18,8 @@ import requests
 from django.db import connection
 from psycopg import sql
 
-from tests.appserver import ApiSession, free_port
+from tests.appserver import ApiSession
+from tests.processes import free_port, run_manage
 from tests.scale.conftest import REDIS_URL
 from tests.scale.helpers import Listeners, wait_until
 
@@ -196,13 +197,6 @@ def test_it_runs_two_web_and_two_worker_processes_and_ctrl_c_stops_them(scaled_r
 
 def _manage(run: dict, *args: str) -> str:
     """``manage.py`` on the scaled topology's settings, as another machine would run it."""
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "python"), "manage.py", *args],
-        cwd=REPO,
-        env={**run["env"], "WORKER_MODE": "external"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_manage({**run["env"], "WORKER_MODE": "external"}, *args, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
