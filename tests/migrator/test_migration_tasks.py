@@ -56,19 +56,8 @@ def test_the_api_gives_a_migrations_source_target_and_dashboards(owner_client):
     assert item["source"]["name"] == "dev"
     assert item["dashboards"] == [{"id": 7, "title": "Sales"}]
     body = owner_client.get(f"/api/tasks/{task.pk}").json()
-    assert set(body) >= {
-        "id",
-        "kind",
-        "status",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "source",
-        "target",
-        "dashboards",
-        "error",
-        "input_request",
-    }
+    # Besides the keys of every task (tests/tasks_app/test_api.py).
+    assert set(body) >= {"source", "target", "dashboards"}
 
 
 def test_the_history_and_the_admin_show_its_route_and_dashboards(owner_client, staff_client):

@@ -20,15 +20,8 @@ pytestmark = pytest.mark.django_db
 LIST = "/admin/tasks_app/task/"
 
 
-def _task(
-    status: str = Status.FAILED,
-    *,
-    source: str = "dev",
-    target: str = "prod",
-    titles: tuple[str, ...] = ("Sales",),
-    **fields,
-) -> Task:
-    return make_task(status, route=(source, target), items=titles, **fields)
+def _task(status: str = Status.FAILED, **fields) -> Task:
+    return make_task(status, **fields)
 
 
 def _ids(response) -> list[int]:
@@ -42,7 +35,7 @@ def test_staff_see_the_task_list(staff_client, owner):
     started = timezone.now() - timedelta(minutes=2, seconds=5)
     _task(
         Status.FAILED,
-        titles=("Sales", "Stock"),
+        items=("Sales", "Stock"),
         owner=owner,
         started_at=started,
         finished_at=started + timedelta(minutes=2, seconds=5),
@@ -79,9 +72,9 @@ def test_nobody_adds_or_deletes_tasks_by_hand(staff_client):
 
 def test_it_filters_by_status_kind_and_date(staff_client):
     # By environment: a migration's filter (tests/migrator/test_migration_tasks.py).
-    failed = _task(Status.FAILED, source="dev", target="prod")
-    done = _task(Status.SUCCESS, source="stage", target="prod")
-    old = _task(Status.SUCCESS, source="dev", target="stage")
+    failed = _task(Status.FAILED, route=("dev", "prod"))
+    done = _task(Status.SUCCESS, route=("stage", "prod"))
+    old = _task(Status.SUCCESS, route=("dev", "stage"))
     Task.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
 
     assert _ids(staff_client.get(LIST, {"status__exact": "FAILED"})) == [failed.pk]
@@ -91,9 +84,9 @@ def test_it_filters_by_status_kind_and_date(staff_client):
 
 
 def test_it_searches_by_id_dashboard_title_and_error(staff_client):
-    sales = _task(titles=("Sales Overview",))
-    cafe = _task(titles=("Café Stats",))
-    broken = _task(titles=("Stock",), error="Target prod refused the bundle: CSRF token missing")
+    sales = _task(items=("Sales Overview",))
+    cafe = _task(items=("Café Stats",))
+    broken = _task(items=("Stock",), error="Target prod refused the bundle: CSRF token missing")
     assert _ids(staff_client.get(LIST, {"q": str(sales.pk)})) == [sales.pk]
     assert _ids(staff_client.get(LIST, {"q": f"#{cafe.pk}"})) == [cafe.pk]
     assert _ids(staff_client.get(LIST, {"q": "sales over"})) == [sales.pk]
@@ -254,7 +247,7 @@ def test_the_list_uses_the_same_number_of_queries_however_many_tasks(staff_clien
     few = _count_queries(staff_client, LIST)
     searched_few = _count_queries(staff_client, LIST, q="Sales")
     for n in range(60):
-        _task(Status.SUCCESS if n % 2 else Status.FAILED, owner=owner, titles=("A", "B", "C", "D"))
+        _task(Status.SUCCESS if n % 2 else Status.FAILED, owner=owner, items=("A", "B", "C", "D"))
     assert _count_queries(staff_client, LIST) == few
     assert _count_queries(staff_client, LIST, q="Sales") == searched_few
 
