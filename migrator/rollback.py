@@ -21,7 +21,13 @@ from django.urls import reverse
 
 from migrator import promote, sessions
 from migrator.models import Environment, Promotion
-from migrator.superset.assets import BUNDLE_TYPES, merge_bundles, scan, write_bundle
+from migrator.superset.assets import (
+    ASSET_TYPES,
+    BUNDLE_TYPES,
+    merge_bundles,
+    scan,
+    write_bundle,
+)
 from migrator.superset.errors import SupersetError
 from tasks_app.kinds import Step, Summary, TaskKind, register
 from tasks_app.models import FINISHED_STATUSES, Task
@@ -30,13 +36,6 @@ KIND = "rollback"
 # What a migration replaces on the target, per plan action, and the export that keeps it.
 REPLACED = ("update", "take_over", "replace")
 CREATED = ("create", "rename")
-KINDS = ("databases", "datasets", "charts", "dashboards")
-RESOURCE = {
-    "databases": "database",
-    "datasets": "dataset",
-    "charts": "chart",
-    "dashboards": "dashboard",
-}
 
 
 class CannotRollBack(Exception):
@@ -49,7 +48,7 @@ class CannotRollBack(Exception):
 def backup_rows(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The target's own assets the plan replaces: ``{kind: [{uuid, name, id}]}``."""
     rows: dict[str, list[dict[str, Any]]] = {}
-    for kind in KINDS:
+    for kind in ASSET_TYPES:
         for item in plan[kind]:
             target = item.get("target") or {}
             if item["action"] in REPLACED and target.get("id") is not None:
@@ -75,7 +74,7 @@ def take_backup(target: Environment, plan: dict[str, Any], task: Task) -> dict[s
         with sessions.borrow(target) as client:
             for kind, found in exportable.items():
                 tmp = stack.enter_context(tempfile.TemporaryFile())
-                client.export_assets(RESOURCE[kind], [r["id"] for r in found], tmp)
+                client.export_assets(kind[:-1], [r["id"] for r in found], tmp)
                 tmp.seek(0)
                 exports.append(tmp)
         merged = stack.enter_context(tempfile.TemporaryFile())
@@ -157,7 +156,7 @@ def plan_rollback(migration: Task) -> dict[str, Any]:
     backed_up = {(k, r["uuid"]) for k, rows in (backup.get("assets") or {}).items() for r in rows}
     now = _read_target(target, plan)
     items: list[dict[str, Any]] = []
-    for kind in KINDS:
+    for kind in ASSET_TYPES:
         for item in plan[kind]:
             items.append(_step(kind, item, now, written, backed_up))
     _keep_what_kept_assets_use(plan, items)
@@ -288,7 +287,7 @@ def restore_calls(plan: dict[str, Any], backup_file: Any) -> list[tuple[str, lis
     backup = scan(backup_file)
     by_uuid = {(a.type, a.uuid): a for a in backup.assets}
     calls = []
-    for kind in KINDS:
+    for kind in ASSET_TYPES:
         wanted = [
             by_uuid[(kind, i["uuid"])]
             for i in plan["assets"]
@@ -315,7 +314,7 @@ def restore_calls(plan: dict[str, Any], backup_file: Any) -> list[tuple[str, lis
                     db = by_uuid.get(("databases", ds.database_uuid or ""))
                     if db is not None:
                         paths.add(db.path)
-        calls.append((RESOURCE[kind], sorted(paths)))
+        calls.append((kind[:-1], sorted(paths)))
     return calls
 
 
@@ -333,7 +332,7 @@ def delete_created(client: Any, plan: dict[str, Any], log: Any) -> list[str]:
     for kind in ("dashboards", "charts", "datasets"):
         ids = [i["id"] for i in plan["assets"] if i["type"] == kind and i["action"] == "delete"]
         if ids:
-            client.delete_assets(RESOURCE[kind], ids)
+            client.delete_assets(kind[:-1], ids)
             log.info(f"Deleted {len(ids)} {kind} the migration created.", ids=ids)
     for item in plan["assets"]:
         if item["type"] != "databases" or item["action"] != "delete":

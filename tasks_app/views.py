@@ -156,32 +156,32 @@ def _after_action(request: HttpRequest, task: Task) -> Rendered:
     return Rendered(presenter.row_context(task), otherwise=back)
 
 
+def _act(request: HttpRequest, task_id: int, act: Any, refused: str) -> Rendered:
+    """Cancel or retry: the action, or why its status does not allow it."""
+    task = task_for_change(request.user, task_id)
+    try:
+        act(task)
+    except IllegalTransition:
+        status = task.get_status_display().lower()
+        messages.error(request, f"Task #{task.pk} is {status}; {refused}.")
+    return _after_action(request, task)
+
+
 @require_POST
 @for_htmx(page="tasks_app/task_detail.html", fragment="tasks_app/_task_row.html")
 def task_cancel(request: HttpRequest, task_id: int) -> Rendered:
-    task = task_for_change(request.user, task_id)
-    try:
-        task.cancel()
-    except IllegalTransition:
-        messages.error(
-            request,
-            f"Task #{task.pk} is {task.get_status_display().lower()}; it cannot be cancelled.",
-        )
-    return _after_action(request, task)
+    return _act(request, task_id, lambda task: task.cancel(), "it cannot be cancelled")
 
 
 @require_POST
 @for_htmx(page="tasks_app/task_detail.html", fragment="tasks_app/_task_row.html")
 def task_retry(request: HttpRequest, task_id: int) -> Rendered:
-    task = task_for_change(request.user, task_id)
-    try:
-        engine.retry(task, by=request.user)
-    except IllegalTransition:
-        messages.error(
-            request,
-            f"Task #{task.pk} is {task.get_status_display().lower()}; only failed or cancelled tasks can be retried.",
-        )
-    return _after_action(request, task)
+    return _act(
+        request,
+        task_id,
+        lambda task: engine.retry(task, by=request.user),
+        "only failed or cancelled tasks can be retried",
+    )
 
 
 @require_GET
