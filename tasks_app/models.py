@@ -368,6 +368,8 @@ class InputRequest(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
     message = models.TextField(blank=True)
     fields = models.JSONField(default=list)
+    # Field ids answered for good in an earlier round of this request.
+    accepted = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
@@ -408,11 +410,15 @@ class InputRequest(models.Model):
             self.state, self.claimed_at = self.State.ANSWERING, now
         return bool(claimed)
 
-    def reopen(self, fields: list[dict[str, Any]]) -> None:
+    def reopen(self, fields: list[dict[str, Any]], accepted: list[str] | None = None) -> None:
+        """Open again, asking only ``fields``; ``accepted``: field ids answered for good
+        in this round (a client sending its whole answer map again is not refused)."""
+        accepted = sorted({*self.accepted, *(accepted or [])})
         InputRequest.objects.filter(pk=self.pk, state=self.State.ANSWERING).update(
-            state=self.State.OPEN, fields=fields, claimed_at=None
+            state=self.State.OPEN, fields=fields, claimed_at=None, accepted=accepted
         )
         self.state, self.fields, self.claimed_at = self.State.OPEN, fields, None
+        self.accepted = accepted
 
     def close(self, state: str, user: Any = None) -> None:
         fields: dict[str, Any] = {"state": state}

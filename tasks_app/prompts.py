@@ -69,6 +69,8 @@ def answer(task: Task, answers: dict[str, Any], *, user: Any) -> Task:
         if not request.claim():
             raise AlreadyAnswered(f"Task #{task.pk} was already answered.")
         known = {field_id(f) for f in request.fields}
+        for fid in set(answers) & set(request.accepted) - known:
+            answers.pop(fid)  # accepted in an earlier round: sent again, not asked again
         unknown = {k: "Not asked for." for k in answers if k not in known}
         if unknown:
             request.reopen(request.fields)
@@ -93,7 +95,7 @@ def answer(task: Task, answers: dict[str, Any], *, user: Any) -> Task:
                 continue  # applied: never asked again
             remaining.append(dict(field, error=errors.get(fid) or _validate(field, None)))
         if remaining:
-            request.reopen(remaining)
+            request.reopen(remaining, accepted=[f for f in given if f not in errors])
             raise AnswerRejected({field_id(f): f["error"] for f in remaining})
         with transaction.atomic():
             request.close(InputRequest.State.ANSWERED, user)

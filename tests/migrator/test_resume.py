@@ -208,3 +208,24 @@ def test_the_row_offers_the_prompt(owner_client, waiting):
     html = owner_client.get("/").content.decode()
     assert "Requires input" in html
     assert f'hx-get="/tasks/{waiting.pk}/input/"' in html
+
+
+def test_answers_accepted_in_an_earlier_round_may_be_sent_again(owner_client, waiting):
+    """A script sends its whole answer map again after fixing one: what was accepted
+    is not refused as "not asked for", nor checked again."""
+    first = {
+        "passwords": {"databases/analytics.yaml": "good", "databases/warehouse.yaml": "wrong"},
+        "ssh_tunnel_private_keys": {"databases/warehouse.yaml": "KEY"},
+    }
+    answer = _resume(owner_client, waiting, first)
+    assert answer.status_code == 400
+    assert set(answer.json()["errors"]) == {"passwords.databases/warehouse.yaml"}
+    again = {
+        "passwords": {"databases/analytics.yaml": "good", "databases/warehouse.yaml": "right"},
+        "ssh_tunnel_private_keys": {"databases/warehouse.yaml": "KEY"},
+    }
+    answer = _resume(owner_client, waiting, again)
+    assert answer.status_code == 202, answer.json()
+    assert seen[-1] == {"password:databases/warehouse.yaml": "right"}  # only what was asked
+    waiting.refresh_from_db()
+    assert waiting.status == Status.PENDING
