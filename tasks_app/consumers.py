@@ -139,3 +139,10 @@ class TaskLogConsumer(_Base):
             await self.send(text_data=json.dumps({"event": "log.entry", **entry}))
         else:
             await self.send(text_data=event["html"])
+
+
+class NoSuchSocket(AsyncWebsocketConsumer):
+    """Any other WebSocket path: refused at the handshake."""
+
+    async def connect(self) -> None:
+        await self.close()

@@ -55,6 +55,48 @@ async def test_a_foreign_origin_is_refused():
     assert not connected
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [
+        b"http://localhost:9000",  # another service on this machine
+        b"https://localhost",  # another scheme
+        b"http://localhost.evil.example",
+        b"null",
+    ],
+)
+async def test_only_this_very_site_may_open_a_socket(origin):
+    """Scheme, host and port must all be the app's own (the Host the browser used)."""
+    cookie = await sync_to_async(_cookie_for)("alice")
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/tasks/",
+        headers=[(b"origin", origin), (b"host", b"localhost"), (b"cookie", cookie)],
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+    same_port = WebsocketCommunicator(
+        application,
+        "/ws/tasks/",
+        headers=[
+            (b"origin", b"http://localhost:8000"),
+            (b"host", b"localhost:8000"),
+            (b"cookie", cookie),
+        ],
+    )
+    connected, _ = await same_port.connect()
+    assert connected
+    await same_port.disconnect()
+
+
+async def test_an_unknown_socket_path_is_refused_cleanly(caplog):
+    cookie = await sync_to_async(_cookie_for)("alice")
+    for path in ["/ws/nope", "/ws/tasks/abc/logs", "/elsewhere"]:
+        communicator = await _connect(path, cookie)
+        connected, _ = await communicator.connect()
+        assert not connected
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
 async def test_history_sockets_receive_row_updates():
     cookie = await sync_to_async(_cookie_for)("alice")
     communicator = await _connect("/ws/tasks/", cookie)
