@@ -12,6 +12,7 @@ from migrator.fields import EncryptedTextField
 from migrator.superset.client import SupersetClient
 from migrator.superset.errors import SupersetError
 from migrator.validators import validate_superset_url
+from tasks_app.models import StorableJSONField
 
 MANAGE_PERMISSION = "migrator.manage_environments"
 
@@ -266,11 +267,11 @@ class Promotion(models.Model):
     task = models.OneToOneField(
         "tasks_app.Task", on_delete=models.CASCADE, related_name="promotion"
     )
-    plan = models.JSONField(null=True, blank=True)
-    report = models.JSONField(null=True, blank=True)
+    plan = StorableJSONField(null=True, blank=True)
+    report = StorableJSONField(null=True, blank=True)
     # What the target held before the first write, for a rollback: ``{"file": saved
     # export of the target, "bytes", "assets": {kind: [{uuid, name, id}]}}``.
-    backup = models.JSONField(null=True, blank=True)
+    backup = StorableJSONField(null=True, blank=True)
     # The one task that rolls this migration back (a migration is rolled back once).
     rolled_back_by = models.OneToOneField(
         "tasks_app.Task",

@@ -19,6 +19,37 @@ from django.utils.functional import cached_property
 
 from tasks_app.signals import task_changed
 
+# What PostgreSQL's text cannot hold (NUL), shown instead as the control picture.
+UNSTORABLE = {"\x00": "\u2400"}
+
+
+def storable(value: Any) -> Any:
+    """``value`` (text, or JSON-like data) with what a database text or JSON column
+    cannot hold replaced: where text from Superset, a person or a script enters."""
+    if isinstance(value, str):
+        for bad, shown in UNSTORABLE.items():
+            value = value.replace(bad, shown)
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(v) for v in value]
+    return value
+
+
+class StorableTextField(models.TextField):
+    """Text cleaned by ``storable`` on its way into the database (saves, updates, lookups)."""
+
+    def get_prep_value(self, value: Any) -> Any:
+        return super().get_prep_value(storable(value))
+
+
+class StorableJSONField(models.JSONField):
+    """JSON cleaned by ``storable`` on its way into the database (saves, updates, lookups)."""
+
+    def get_prep_value(self, value: Any) -> Any:
+        return super().get_prep_value(storable(value))
+
 
 class IllegalTransition(Exception):
     """A status change the task's rules do not allow (or another process won the race)."""
@@ -89,11 +120,11 @@ class Task(models.Model):
     )
     # What to do, described by the kind (never a secret); also what the
     # history shows, so a renamed or deleted environment keeps its history.
-    params = models.JSONField(default=dict, blank=True)
+    params = StorableJSONField(default=dict, blank=True)
     # The step to run next and what earlier steps left for it.
     step = models.CharField(max_length=50, blank=True)
-    checkpoint = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
+    checkpoint = StorableJSONField(default=dict, blank=True)
+    error = StorableTextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     worker_id = models.CharField(max_length=64, blank=True)
     cancel_requested = models.BooleanField(default=False)
@@ -279,8 +310,8 @@ class TaskLogEntry(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="log_entries")
     timestamp = models.DateTimeField(default=timezone.now)
     level = models.PositiveSmallIntegerField(choices=LogLevel.choices, default=LogLevel.INFO)
-    message = models.TextField()
-    context = models.JSONField(default=dict, blank=True)
+    message = StorableTextField()
+    context = StorableJSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -366,8 +397,8 @@ class InputRequest(models.Model):
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="input_requests")
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
-    message = models.TextField(blank=True)
-    fields = models.JSONField(default=list)
+    message = StorableTextField(blank=True)
+    fields = StorableJSONField(default=list)
     # Field ids answered for good in an earlier round of this request.
     accepted = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

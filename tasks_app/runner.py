@@ -120,12 +120,7 @@ def run(task_id: int, worker_id: str) -> str:
         logger.warning("Task %s: %s", task_id, exc or "this run lost the task")
     except Exception as exc:
         logger.exception("Task %s crashed", task_id)
-        log.error(
-            f"Unexpected error: {type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(limit=8),
-        )
-        with contextlib.suppress(IllegalTransition):
-            task.fail(f"Unexpected error: {type(exc).__name__}: {exc}")
+        _last_resort(task, log, exc)
     finally:
         heartbeat.stop()
     return task.status
@@ -146,3 +141,24 @@ def _ask(task: Task, log: TaskLog, exc: NeedsInput) -> None:
         str(exc),
         needs=[{"field": f["key"], "type": f["type"], "label": f.get("label", "")} for f in fields],
     )
+
+
+def _last_resort(task: Task, log: TaskLog, exc: Exception) -> None:
+    """A step crashed: say why in the log and fail the task. This must not fail in turn
+    (the task would stay RUNNING, be reaped, re-run and end "worker lost", hiding the
+    reason): each write is tried on its own, once more on a fresh connection."""
+    reason = f"Unexpected error: {type(exc).__name__}: {exc}"
+    writes = (
+        lambda: log.error(reason, traceback=traceback.format_exc(limit=8)),
+        lambda: task.fail(reason),
+    )
+    for write in writes:
+        for attempt in range(2):
+            try:
+                with contextlib.suppress(IllegalTransition):
+                    write()
+                break
+            except Exception:
+                logger.exception("Task %s: a write after its crash failed", task.pk)
+                if attempt == 0:
+                    connections.close_all()  # a broken connection is not reused
