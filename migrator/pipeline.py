@@ -23,7 +23,7 @@ from migrator.superset.bundle import inspect_bundle, strip_fields
 from migrator.superset.errors import ImportRejected, SupersetAPIError, SupersetError
 from migrator.superset.problems import ImportProblems
 from tasks_app import engine, live
-from tasks_app.kinds import NeedsInput, StepContext, Summary, TaskFailed
+from tasks_app.kinds import AdminAction, NeedsInput, StepContext, Summary, TaskFailed
 from tasks_app.models import FINISHED_STATUSES, Task
 
 KIND = "migration"
@@ -394,6 +394,15 @@ def kept_files(task: Task) -> dict[str, int]:
     return {}
 
 
+def roll_back(task: Task, user: Any) -> str | None:
+    """The admin's "Roll back selected migrations", for one: why it refused, or None."""
+    try:
+        rollback.start_rollback(task, owner=user)
+    except rollback.CannotRollBack as exc:
+        return str(exc)
+    return None
+
+
 MIGRATION = engine.register(
     engine.TaskKind(
         name=KIND,
@@ -415,6 +424,14 @@ MIGRATION = engine.register(
         answer=passwords.answer,
         details=details,
         page=("migrator/_promotion.html", page_details),
+        admin_actions=(
+            AdminAction(
+                "roll_back_migrations",
+                "Roll back selected migrations",
+                roll_back,
+                done="Rollback task started for",
+            ),
+        ),
     )
 )
 

@@ -1,4 +1,5 @@
-"""Task triage for staff: find a task, read its log, cancel, retry or expire it.
+"""Task triage for staff: find a task, read its log, cancel, retry or expire it, or
+act on it as its kind offers (``TaskKind.admin_actions``, e.g. roll a migration back).
 
 The list reads only the task row and its owner (one query for the page
 whatever its size); the change page shows the log a page at a time and the
@@ -19,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
 from tasks_app import engine, presenter
-from tasks_app.kinds import summary
+from tasks_app.kinds import AdminAction, TaskKind, all_kinds, find_kind, summary
 from tasks_app.logs import json_contains
 from tasks_app.models import IllegalTransition, Status, Task
 from tasks_app.tasklog import TaskLog
@@ -84,7 +85,8 @@ class TaskAdmin(admin.ModelAdmin):
         "or in its error."
     )
     ordering = ["-id"]
-    actions = ["cancel_tasks", "retry_tasks", "expire_input_requests"]
+    # The engine's actions; ``actions`` adds those the kinds offer on their tasks.
+    engine_actions = ["cancel_tasks", "retry_tasks", "expire_input_requests"]
     fieldsets = [
         (None, {"fields": ["status_badge", "kind", "owner", "route", "items", "options"]}),
         ("Timing", {"fields": ["created_at", "started_at", "finished_at", "duration_display"]}),
@@ -107,6 +109,14 @@ class TaskAdmin(admin.ModelAdmin):
     ]
     # Everything shown is read-only: tasks change through their actions only.
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+
+    @property
+    def actions(self) -> list[Any]:
+        """The engine's actions, then each kind's (``TaskKind.admin_actions``)."""
+        return [
+            *self.engine_actions,
+            *(_kind_action(kind, action) for kind in all_kinds() for action in kind.admin_actions),
+        ]
 
     # --- columns -----------------------------------------------------------
 
@@ -250,6 +260,25 @@ class TaskAdmin(admin.ModelAdmin):
             return None
 
         self._each(request, queryset, expire, "Expired (the tasks failed)")
+
+
+def _kind_action(kind: TaskKind, action: AdminAction) -> Callable[..., None]:
+    """A kind's action as the admin runs it: on the selected tasks of that kind (others
+    are refused), acted or refused task by task."""
+
+    @admin.action(description=action.description, permissions=["change"])
+    def run(modeladmin: TaskAdmin, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        def act(task: Task) -> str | None:
+            if task.kind != kind.name:
+                other = find_kind(task.kind)
+                what = other.label.lower() if other else repr(task.kind)
+                return f"it is a {what}; this action is for a {kind.label.lower()}"
+            return action.run(task, request.user)
+
+        modeladmin._each(request, queryset, act, action.done)
+
+    run.__name__ = action.name
+    return run
 
 
 def _page_links(page: Any) -> list[int | str]:

@@ -82,6 +82,22 @@ class Summary:
     actions: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class AdminAction:
+    """An action a kind offers on its tasks in the Django admin's task list, e.g. a
+    migration's "Roll back selected migrations"."""
+
+    # The action's name in the admin (unique among all kinds' actions).
+    name: str
+    # As the admin's action menu shows it.
+    description: str
+    # Acts on one task of this kind for a staff user: None when it acted, else why it
+    # refused (a sentence, shown next to the task's number).
+    run: Callable[[Task, Any], str | None]
+    # What the admin says of the tasks it acted on: "<done>: #1, #2."
+    done: str = "Done"
+
+
 def field_id(field: Mapping[str, Any]) -> str:
     """How one input field is named in answers: ``type:key``."""
     return f"{field['type']}:{field['key']}"
@@ -133,6 +149,9 @@ class TaskKind:
     # What the task keeps on disk, by what it is (``{"backup": bytes}``): purge_tasks
     # says so before deleting.
     kept_files: Callable[[Task], dict[str, int]] = lambda task: {}
+    # Actions of the admin's task list on tasks of this kind (staff with the change
+    # permission; tasks of other kinds selected with them are refused).
+    admin_actions: tuple[AdminAction, ...] = ()
 
     def step_named(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -155,6 +174,11 @@ def get_kind(name: str) -> TaskKind:
         return _KINDS[name]
     except KeyError:
         raise LookupError(f"Unknown task kind {name!r}") from None
+
+
+def all_kinds() -> tuple[TaskKind, ...]:
+    """The kinds this server knows, in the order they were registered."""
+    return tuple(_KINDS.values())
 
 
 def find_kind(name: str) -> TaskKind | None:

@@ -208,3 +208,51 @@ def test_the_backup_holds_no_secret_of_the_flow(api, app_server, source_admin, t
         source_admin.request(
             "PUT", f"/api/v1/dashboard/{dashboard_id}", json={"dashboard_title": SECURE_SALES_TITLE}
         )
+
+
+def test_rollback_migration_from_the_terminal(api, app_server, source_admin, empty_target):
+    """`manage.py rollback_migration --plan`, then `rollback_migration`, as cron or CI runs
+    them (no terminal), while the app's server runs too."""
+    from tests.e2e.test_commands import _manage
+
+    task = _run(api, _body(source_admin))
+    assert task["status"] == "SUCCESS", task["error"]
+    assert empty_target.dashboards_by_title(SALES)
+    tasks_before = api.get("/api/tasks").json()["total"]
+
+    plan = _manage(app_server, "rollback_migration", str(task["id"]), "--plan")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert f"Rollback plan of migration #{task['id']} on target (no backup)." in plan.stdout
+    assert "Nothing was started." in plan.stdout
+    lines = plan.stdout.splitlines()
+    assert any(SALES in line and " delete " in line for line in lines), plan.stdout
+    assert any(line.split()[:3] == ["database", SALES_DB, "delete"] for line in lines)
+    summary = api.post(f"/api/tasks/{task['id']}/rollback/plan").json()["plan"]["summary"]
+    counts = ", ".join(f"{n} {action}" for action, n in summary.items())
+    assert f"Summary: {counts}." in lines
+    assert api.get("/api/tasks").json()["total"] == tasks_before  # nothing started
+    assert empty_target.dashboards_by_title(SALES)  # nothing written
+
+    done = _manage(app_server, "rollback_migration", str(task["id"]))
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    rollback_id = int(done.stdout.split("Task #", 1)[1].split(":", 1)[0])
+    assert f"rolling back migration #{task['id']} on target" in done.stdout
+    assert "Status: Succeeded" in done.stdout and "Report:" in done.stdout
+    report = done.stdout.split("Report:", 1)[1]
+    assert any(SALES in line and "deleted" in line for line in report.splitlines())
+    assert f"Task #{rollback_id} succeeded." in done.stdout
+    undone = api.get(f"/api/tasks/{rollback_id}").json()  # in the history, like a web one
+    assert (undone["kind"], undone["status"], undone["owner"]) == ("rollback", "SUCCESS", "admin")
+    assert undone["migration"] == task["id"]
+    assert api.get(f"/api/tasks/{task['id']}").json()["rolled_back_by"] == rollback_id
+    assert empty_target.dashboards() == []
+    assert empty_target.charts() == []
+    assert empty_target.datasets() == []
+    assert empty_target.databases() == []
+
+    again = _manage(app_server, "rollback_migration", str(task["id"]))
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert f"already rolled back by task #{rollback_id}" in again.stderr
+    itself = _manage(app_server, "rollback_migration", str(rollback_id), "--plan")
+    assert itself.returncode == 2 and "not a migration" in itself.stderr
