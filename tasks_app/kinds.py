@@ -46,6 +46,9 @@ class StepContext:
     # Set by the heartbeat when this run no longer owns the task (reaped, or
     # moved by someone else): the step must stop at its next check.
     lost: threading.Event = field(default_factory=threading.Event)
+    # What a step hands to the next ones of the same run (not saved: a run that
+    # resumes later starts without it, so a step must do without).
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def check_cancelled(self) -> None:
         if self.lost.is_set():
