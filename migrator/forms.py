@@ -34,6 +34,10 @@ class EnvironmentForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Too long a name is refused with a message, not silently cut by the browser.
+        name = self.fields["name"]
+        name.widget.attrs.pop("maxlength", None)
+        name.help_text = f"At most {name.max_length} characters."
         if self.instance.pk:
             self.fields["password"].help_text = (
                 "Stored encrypted and never shown again. Leave blank to keep the current one; "

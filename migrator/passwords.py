@@ -122,6 +122,15 @@ def field_info(field: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _readable(key: str) -> str:
+    """A bundle path as a person reads it: ``dashboards/Public_3.yaml`` -> ``The
+    dashboard “Public 3”`` (never a file path in what people read)."""
+    folder, _, file = key.rpartition("/")
+    kind = folder.rsplit("/", 1)[-1].removesuffix("s") or "asset"
+    name = file.rsplit(".", 1)[0].replace("_", " ").strip() or key
+    return f"The {kind} “{name}”"
+
+
 def can_ask(problems: ImportProblems) -> bool:
     return problems.fixable_by_input and all(n.kind in FIELD_TYPES for n in problems.needs)
 
@@ -144,7 +153,7 @@ def input_fields(problems: ImportProblems, info: BundleInfo) -> list[dict[str, A
         if need.kind == "ssh_private_key_password":
             field["allow_empty"] = True  # a key without passphrase still asks (send "")
         if need.kind == "overwrite":
-            field["label"] = f"{need.key} already exists on the target: overwrite it?"
+            field["label"] = f"{_readable(need.key)} already exists on the target: overwrite it?"
         fields.append(field)
     return fields
 

@@ -27,6 +27,8 @@ urlpatterns = [
     path("environments/<int:env_id>/", views.environment_edit, name="environment-edit"),
     path("environments/<int:env_id>/delete/", views.environment_delete, name="environment-delete"),
     path("environments/<int:env_id>/test/", views.environment_test, name="environment-test"),
+    path("environments/try/", views.environment_try, name="environment-try"),
+    path("environments/<int:env_id>/try/", views.environment_try, name="environment-try"),
     path(
         "environments/mappings/<int:mapping_id>/delete/",
         views.mapping_delete,

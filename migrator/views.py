@@ -7,6 +7,8 @@ import json
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -22,10 +24,26 @@ from tasks_app.kinds import summary
 from tasks_app.views import history_context
 
 
+def _kept_input(form: MigrationForm | None) -> dict:
+    """What a person typed and ticked, to show again when the form comes back with an
+    error: the search and the ticked dashboards (with the titles the picker sent)."""
+    if form is None or not form.is_bound:
+        return {"search": "", "kept_dashboards": []}
+    data = form.data
+    ids = [v for v in (data.getlist("dashboards") if hasattr(data, "getlist") else []) if v]
+    kept = [
+        {"id": v, "title": str(data.get(f"title_{v}", ""))[:300] or f"Dashboard {v}"}
+        for v in dict.fromkeys(ids)
+        if str(v).isdigit()
+    ]
+    return {"search": str(data.get("search", ""))[:200], "kept_dashboards": kept}
+
+
 def _start_form_context(form: MigrationForm | None = None, **extra) -> dict:
     return {
         "form": form or MigrationForm(initial={"overwrite": False}),
         "environments": list(Environment.objects.all()),
+        **_kept_input(form if not extra.get("started") else None),
         **extra,
     }
 
@@ -116,13 +134,39 @@ def dashboard_picker(request: HttpRequest) -> HttpResponse:
     return render(request, "migrator/_dashboard_picker.html", context)
 
 
+LAST_TESTS = "environment_tests"
+
+
+def _remember_test(request: HttpRequest, env: Environment, result: dict) -> None:
+    """The last "Test connection" result of each environment, for this session: it
+    stays on the page after a reload."""
+    tests = dict(request.session.get(LAST_TESTS, {}))
+    tests[str(env.pk)] = {
+        "ok": bool(result["ok"]),
+        "reason": result["reason"],
+        "message": str(result["message"])[:500],
+        "at": timezone.now().isoformat(),
+    }
+    request.session[LAST_TESTS] = tests
+
+
+def _last_test(request: HttpRequest, env: Environment) -> dict | None:
+    found = request.session.get(LAST_TESTS, {}).get(str(env.pk))
+    if not found:
+        return None
+    at = parse_datetime(found.get("at", ""))
+    return {**found, "at": at}
+
+
 @require_GET
 def environment_list(request: HttpRequest) -> HttpResponse:
+    environments = list(Environment.objects.all())
     return render(
         request,
         "migrator/environments.html",
         {
-            "environments": Environment.objects.all(),
+            "environments": environments,
+            "rows": [{"env": env, "result": _last_test(request, env)} for env in environments],
             "mappings": DatabaseMapping.objects.select_related("source", "target"),
         },
     )
@@ -156,6 +200,23 @@ def environment_edit(request: HttpRequest, env_id: int | None = None) -> HttpRes
 
 
 @require_POST
+@for_htmx(page="migrator/environment_form.html", fragment="migrator/_try_result.html")
+def environment_try(request: HttpRequest, env_id: int | None = None) -> dict:
+    """ "Test connection" on the add or edit form, before saving: the values typed,
+    nothing stored (without JavaScript: the form again, with the result)."""
+    Environment.check_manager(request.user)
+    env = get_object_or_404(Environment, pk=env_id) if env_id else None
+    form = EnvironmentForm(request.POST, instance=env)
+    if form.is_valid():
+        result = dashboard_lookup.check_connection(form.save(commit=False))
+    else:
+        labels = [str(form.fields[n].label or n).lower() for n in form.errors if n in form.fields]
+        message = f"Fix {', '.join(labels)} first." if labels else " ".join(form.non_field_errors())
+        result = {"ok": False, "reason": "invalid", "message": message}
+    return {"form": form, "env": env, "result": result}
+
+
+@require_POST
 def environment_delete(request: HttpRequest, env_id: int) -> HttpResponse:
     Environment.check_manager(request.user)
     env = get_object_or_404(Environment, pk=env_id)
@@ -174,6 +235,8 @@ def environment_delete(request: HttpRequest, env_id: int) -> HttpResponse:
 def environment_test(request: HttpRequest, env_id: int) -> Rendered:
     env = get_object_or_404(Environment, pk=env_id)
     result = dashboard_lookup.check_connection(env)
+    _remember_test(request, env, result)
+    result = {**result, "at": timezone.now()}
 
     def with_a_message() -> HttpResponse:
         (messages.success if result["ok"] else messages.error)(

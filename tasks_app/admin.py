@@ -187,6 +187,9 @@ class TaskAdmin(admin.ModelAdmin):
             context.update(self._log_context(request, task))
             context["input_request"] = task.pending_input
             context["fields"] = presenter.input_fields(task)
+            # Not "Change task" over a raw "SUCCESS": nothing here is changed by hand.
+            context["title"] = f"Task #{task.pk}"
+            context["subtitle"] = f"{summary(task).title} · {task.get_status_display()}"
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def _log_context(self, request: HttpRequest, task: Task) -> dict[str, Any]:

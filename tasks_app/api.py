@@ -63,6 +63,13 @@ class TaskOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    worked_seconds: float = Field(
+        description="Working time of this attempt (running), in seconds; grows while it runs"
+    )
+    waited_seconds: float = Field(
+        description="Time this attempt waited for a person's answer (requires input), in "
+        "seconds; not part of worked_seconds"
+    )
     error: str
     owner: str | None
     input_request: InputRequestOut | None = None
@@ -137,7 +144,7 @@ def get_task(request: HttpRequest, task_id: int) -> dict[str, Any]:
 def cancel_task(request: HttpRequest, task_id: int) -> Any:
     task = task_for_change(request.user, task_id)
     try:
-        task.cancel()
+        engine.cancel(task, by=request.user)
     except IllegalTransition as exc:
         raise HttpError(409, str(exc)) from None
     task.refresh_from_db()

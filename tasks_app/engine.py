@@ -29,7 +29,7 @@ from tasks_app.kinds import (
     get_kind,
     register,
 )
-from tasks_app.models import IllegalTransition, Task
+from tasks_app.models import IllegalTransition, Status, Task
 from tasks_app.prompts import (
     AlreadyAnswered,
     AnswerRejected,
@@ -101,6 +101,21 @@ def can_resume(task: Task) -> bool:
     if step is None:
         return False
     return step.repeatable or not task.error.startswith(WORKER_LOST)
+
+
+def cancel(task: Task, *, by: Any = None) -> None:
+    """Cancel a task for a person (page, API), and say so in its log: a pending or
+    waiting task ends now, a running one stops after its step (the runner logs it).
+    Raises IllegalTransition when its status does not allow it."""
+    was = task.status
+    task.cancel()
+    who = f" by {by.get_username()}" if by is not None and hasattr(by, "get_username") else ""
+    if was == Status.AWAITING_INPUT:
+        TaskLog(task).warning(f"Cancelled{who} while it waited for input.")
+    elif was == Status.PENDING:
+        TaskLog(task).warning(f"Cancelled{who} before it started.")
+    else:
+        TaskLog(task).info(f"Cancel requested{who}: it stops after the step it is in.")
 
 
 def retry(task: Task, *, by: Any = None) -> None:

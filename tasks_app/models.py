@@ -13,7 +13,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import (
+    Case,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Q,
+    Value,
+    When,
+)
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -134,6 +143,13 @@ class Task(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Working time (RUNNING) and waiting time (AWAITING_INPUT) of this attempt, summed
+    # over its stretches as the status changes (``_transition``); the stretch under way
+    # began at ``run_started_at`` / ``waiting_since``.
+    worked = models.DurationField(default=timedelta(0))
+    waited = models.DurationField(default=timedelta(0))
+    run_started_at = models.DateTimeField(null=True, blank=True)
+    waiting_since = models.DateTimeField(null=True, blank=True)
     # Grows by one with every change of the row, in the same UPDATE, whichever
     # process makes it (TaskQuerySet.update). Live updates carry it: processes
     # publish in no particular order, and a browser keeps the newest it got.
@@ -173,6 +189,20 @@ class Task(models.Model):
         end = self.finished_at or timezone.now()
         return end - self.started_at
 
+    @property
+    def work_time(self) -> timedelta:
+        """How long this attempt has worked (RUNNING), the stretch under way included."""
+        if self.status == Status.RUNNING and self.run_started_at:
+            return self.worked + max(timezone.now() - self.run_started_at, timedelta(0))
+        return self.worked
+
+    @property
+    def wait_time(self) -> timedelta:
+        """How long this attempt has waited for a person's answer (AWAITING_INPUT)."""
+        if self.status == Status.AWAITING_INPUT and self.waiting_since:
+            return self.waited + max(timezone.now() - self.waiting_since, timedelta(0))
+        return self.waited
+
     def can_be_changed_by(self, user: Any) -> bool:
         return bool(user.is_staff or (self.owner_id is not None and self.owner_id == user.pk))
 
@@ -193,7 +223,9 @@ class Task(models.Model):
         if self.status not in allowed:
             raise IllegalTransition(f"Task #{self.pk} cannot go from {self.status} to {to}.")
         fields["status"] = to
-        fields["updated_at"] = timezone.now()
+        fields["updated_at"] = now = timezone.now()
+        for name, value in _clock_fields(to, now).items():
+            fields.setdefault(name, value)
         query = Task.objects.filter(pk=self.pk, status__in=allowed)
         if self.status == Status.RUNNING:
             # Fencing: only the run this object knows (``attempts`` numbers the
@@ -264,7 +296,16 @@ class Task(models.Model):
         self._transition(Status.PENDING, expected=(Status.AWAITING_INPUT,))
 
     def retry(self, *, from_start: bool = False) -> None:
-        fields: dict[str, Any] = {"error": "", "finished_at": None, "cancel_requested": False}
+        # A retry is a new attempt: its start, working and waiting times are its own
+        # (not the first attempt's, nor the time it lay cancelled or failed).
+        fields: dict[str, Any] = {
+            "error": "",
+            "finished_at": None,
+            "cancel_requested": False,
+            "started_at": None,
+            "worked": timedelta(0),
+            "waited": timedelta(0),
+        }
         if from_start:
             fields.update(step="", checkpoint={})
         self._transition(Status.PENDING, expected=(Status.FAILED, Status.CANCELLED), **fields)
@@ -292,6 +333,33 @@ class Task(models.Model):
         )
         self.step = step
         self.checkpoint = checkpoint
+
+
+def _since(column: str, now: Any) -> ExpressionWrapper:
+    return ExpressionWrapper(
+        Value(now, output_field=DateTimeField()) - F(column), output_field=DurationField()
+    )
+
+
+def _clock_fields(to: str, now: Any) -> dict[str, Any]:
+    """The working and waiting clocks for a move to ``to``, as expressions on the row's
+    status before the UPDATE (whatever this object believed it was): a stretch of
+    RUNNING is added to ``worked``, one of AWAITING_INPUT to ``waited``."""
+    running = Q(status=Status.RUNNING, run_started_at__isnull=False)
+    waiting = Q(status=Status.AWAITING_INPUT, waiting_since__isnull=False)
+    fields: dict[str, Any] = {
+        "worked": Case(
+            When(running, then=F("worked") + _since("run_started_at", now)),
+            default=F("worked"),
+        ),
+        "waited": Case(
+            When(waiting, then=F("waited") + _since("waiting_since", now)),
+            default=F("waited"),
+        ),
+        "run_started_at": now if to == Status.RUNNING else None,
+        "waiting_since": now if to == Status.AWAITING_INPUT else None,
+    }
+    return fields
 
 
 class LogLevel(models.IntegerChoices):

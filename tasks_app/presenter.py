@@ -7,6 +7,7 @@ from its kind (``tasks_app.kinds``); the rest is the engine's own.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,9 +20,46 @@ from tasks_app.models import Status, Task, TaskLogEntry
 # --- contexts of templates ---------------------------------------------------------
 
 
+def seconds_text(value: timedelta) -> str:
+    """A duration as people read it: "1.2 s", "3 min 05 s", "2 h 04 min"."""
+    seconds = max(value.total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def step_of(task: Task) -> dict[str, Any] | None:
+    """Which step a running task is in: {name, number, total}, or None."""
+    kind = find_kind(task.kind)
+    if kind is None or task.status != Status.RUNNING or not kind.steps:
+        return None
+    names = [s.name for s in kind.steps]
+    name = task.step if task.step in names else names[0]
+    return {"name": name, "number": names.index(name) + 1, "total": len(names)}
+
+
+def timing(task: Task) -> dict[str, str]:
+    """The row's durations: working time, and the wait for a person's answer apart."""
+    waited = task.wait_time
+    return {
+        "worked": seconds_text(task.work_time),
+        "waited": seconds_text(waited) if waited >= timedelta(seconds=0.05) else "",
+    }
+
+
 def row_context(task: Task, *, oob: bool = False) -> dict[str, Any]:
     """A task as its history row, toast and headers show it."""
-    return {"task": task, "summary": summary(task), "oob": oob}
+    return {
+        "task": task,
+        "summary": summary(task),
+        "oob": oob,
+        "step": step_of(task),
+        "timing": timing(task),
+    }
 
 
 def history_page(statuses: list[str], before: int | None, limit: int) -> dict[str, Any]:
@@ -132,6 +170,8 @@ def task_json(task: Task, *, details: bool = True) -> dict[str, Any]:
         "created_at": task.created_at,
         "started_at": task.started_at,
         "finished_at": task.finished_at,
+        "worked_seconds": round(task.work_time.total_seconds(), 3),
+        "waited_seconds": round(task.wait_time.total_seconds(), 3),
         "title": summary(task).title,
         "error": task.error,
         "owner": task.owner.get_username() if task.owner_id else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -56,9 +57,15 @@ def _history_page(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @for_htmx(page=_history_page, fragment="tasks_app/_task_table.html")
-def task_table(request: HttpRequest) -> dict[str, Any]:
-    """The history table for a status filter (htmx), or the page holding it."""
-    return history_context(request)
+def task_table(request: HttpRequest) -> Rendered:
+    """The history table for a status filter (htmx), or the page holding it; the
+    address bar follows the filter, so the view can be reloaded or shared."""
+    statuses = _statuses(request)
+    query = urlencode([("status", s) for s in statuses])
+    return Rendered(
+        history_context(request),
+        headers={"HX-Push-Url": reverse("home") + (f"?{query}" if query else "")},
+    )
 
 
 @require_GET
@@ -156,7 +163,7 @@ def _after_action(request: HttpRequest, task: Task) -> Rendered:
     return Rendered(presenter.row_context(task), otherwise=back)
 
 
-def _act(request: HttpRequest, task_id: int, act: Any, refused: str) -> Rendered:
+def _act(request: HttpRequest, task_id: int, act: Any, refused: str, done: str) -> Rendered:
     """Cancel or retry: the action, or why its status does not allow it."""
     task = task_for_change(request.user, task_id)
     try:
@@ -164,13 +171,25 @@ def _act(request: HttpRequest, task_id: int, act: Any, refused: str) -> Rendered
     except IllegalTransition:
         status = task.get_status_display().lower()
         messages.error(request, f"Task #{task.pk} is {status}; {refused}.")
+    else:
+        if not request.htmx:  # a page comes next: say what happened there
+            task.refresh_from_db()
+            if task.status == "RUNNING" and task.cancel_requested:
+                done = "stops after the step it is in"
+            messages.success(request, f"Task #{task.pk} {done}.")
     return _after_action(request, task)
 
 
 @require_POST
 @for_htmx(page="tasks_app/task_detail.html", fragment="tasks_app/_task_row.html")
 def task_cancel(request: HttpRequest, task_id: int) -> Rendered:
-    return _act(request, task_id, lambda task: task.cancel(), "it cannot be cancelled")
+    return _act(
+        request,
+        task_id,
+        lambda task: engine.cancel(task, by=request.user),
+        "it cannot be cancelled",
+        "cancelled",
+    )
 
 
 @require_POST
@@ -181,6 +200,7 @@ def task_retry(request: HttpRequest, task_id: int) -> Rendered:
         task_id,
         lambda task: engine.retry(task, by=request.user),
         "only failed or cancelled tasks can be retried",
+        "queued again",
     )
 
 

@@ -147,6 +147,45 @@ var liveOrPoll = (function () {
     htmx.process(row);
   });
 
+  // A pushed row for a task the table does not show yet: make room for it
+  // before htmx swaps it in, and drop the removal of a row it does not show
+  // (else htmx reports htmx:oobErrorNoTarget in the console).
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var message = event.detail.message;
+    var rows = document.getElementById("task-rows");
+    if (typeof message !== "string" || message.indexOf("hx-swap-oob") < 0) return;
+    var holder = document.createElement("template");
+    holder.innerHTML = message;
+    var top = holder.content.children;
+    if (top.length !== 1 || top[0].tagName !== "TR" || !top[0].id) return;
+    var row = top[0];
+    if (document.getElementById(row.id)) return;
+    if (row.getAttribute("hx-swap-oob") === "delete" || !rows || !row.dataset.taskId) {
+      isCurrent(row); // remembered: an older row arriving later stays out
+      event.preventDefault();
+      return;
+    }
+    var id = parseInt(row.dataset.taskId, 10);
+    var before = null;
+    rows.querySelectorAll("tr.task-row").forEach(function (other) {
+      if (!before && parseInt(other.dataset.taskId, 10) < id) before = other;
+    });
+    var loadMore = document.getElementById("load-more");
+    if (!isCurrent(row) || (!before && loadMore)) {
+      // Older than what the page has seen, or than what it shows ("Load more" brings it).
+      event.preventDefault();
+      return;
+    }
+    var placeholder = document.createElement("tr");
+    placeholder.id = row.id;
+    placeholder.className = "task-row";
+    placeholder.dataset.taskId = String(id);
+    placeholder.hidden = true;
+    rows.insertBefore(placeholder, before || loadMore || null);
+    var empty = rows.querySelector("tr.empty");
+    if (empty) empty.remove();
+  });
+
   // htmx 2 does not swap 4xx answers by default: a form re-rendered with its
   // errors (400) or a refused request (422) must still show what is wrong.
   document.addEventListener("htmx:beforeSwap", function (event) {
@@ -175,15 +214,25 @@ var liveOrPoll = (function () {
   "use strict";
   var opener = null;
   var openerUrl = null;
+  var openerRow = null;
   function returnFocus() {
-    // A live update may have replaced the row that held the opener: use its twin.
+    // A live update may have replaced the row that held the opener: use its twin,
+    // else the first link of its row (a "Provide input" gone once answered).
     var target = opener && document.contains(opener) ? opener
       : openerUrl && document.querySelector("[hx-target='#modal-root'][hx-get='" + openerUrl + "']");
+    var row = openerRow && document.getElementById(openerRow);
+    if (!target && row) target = row.querySelector("td.actions a, a");
     if (target) target.focus();
+    else if (document.getElementById("main")) document.getElementById("main").focus();
   }
   document.addEventListener("click", function (event) {
     var trigger = event.target.closest("[hx-target='#modal-root']");
-    if (trigger) { opener = trigger; openerUrl = trigger.getAttribute("hx-get"); }
+    if (trigger) {
+      opener = trigger;
+      openerUrl = trigger.getAttribute("hx-get");
+      var row = trigger.closest("tr[id]");
+      openerRow = row ? row.id : null;
+    }
     if (event.target.closest("[data-close-modal]")) {
       var dialog = event.target.closest("dialog");
       if (dialog) dialog.close();
@@ -202,7 +251,10 @@ var liveOrPoll = (function () {
     });
     dialog.addEventListener("click", function (e) { if (e.target === dialog) dialog.close(); });
     dialog.showModal();
-    var first = dialog.querySelector("[autofocus]") || dialog.querySelector("input, textarea, button");
+    // The first field of a prompt, not its ✕.
+    var first = dialog.querySelector("[autofocus]") ||
+      dialog.querySelector("form input:not([type=hidden]), form textarea, form select") ||
+      dialog.querySelector("input:not([type=hidden]), textarea, button");
     if (first) first.focus();
   });
   // After a successful answer, close the prompt shortly (the row updates live).
@@ -366,4 +418,165 @@ var liveOrPoll = (function () {
       say(viewer, "Could not copy here: use Download.");
     });
   });
+})();
+
+// Signs of progress, questions and focus: busy buttons, the page's own confirm
+// dialog, where focus goes after a swap, toasts that keep clear of a row's
+// buttons, "Select all shown".
+(function () {
+  "use strict";
+
+  // A [data-busy="Testing…"] button says so, disabled, while its request runs.
+  var pressed = null;
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-busy]");
+    if (button) pressed = button;
+  }, true);
+  function busyButton(elt) {
+    if (!elt) return null;
+    if (elt.matches && elt.matches("button[data-busy]")) return elt;
+    if (pressed && elt.contains && elt.contains(pressed)) return pressed;
+    var only = elt.querySelectorAll ? elt.querySelectorAll("button[data-busy]") : [];
+    return only.length === 1 && elt.tagName === "FORM" ? only[0] : null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var button = busyButton(event.detail.elt);
+    pressed = null;
+    if (!button || button.getAttribute("aria-busy") === "true") return;
+    button.dataset.idleLabel = button.textContent;
+    button.textContent = button.dataset.busy;
+    button.setAttribute("aria-busy", "true");
+    button.disabled = true;
+    event.detail.elt.busyButton = button;
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var button = event.detail.elt && event.detail.elt.busyButton;
+    if (!button) return;
+    event.detail.elt.busyButton = null;
+    button.textContent = button.dataset.idleLabel;
+    button.removeAttribute("aria-busy");
+    button.disabled = false;
+  });
+
+  // The page's own confirm dialog instead of the browser's: hx-confirm on htmx
+  // requests, data-confirm on plain forms. data-confirm-yes / -no name the buttons.
+  function ask(question, from) {
+    return new Promise(function (resolve) {
+      var opener = document.activeElement;
+      var dialog = document.createElement("dialog");
+      dialog.className = "modal confirm";
+      dialog.setAttribute("aria-labelledby", "confirm-question");
+      var text = document.createElement("p");
+      text.id = "confirm-question";
+      text.textContent = question;
+      var actions = document.createElement("div");
+      actions.className = "actions";
+      var no = document.createElement("button");
+      no.type = "button";
+      no.textContent = (from && from.dataset.confirmNo) || "Keep it";
+      var yes = document.createElement("button");
+      yes.type = "button";
+      yes.className = "primary danger-primary";
+      yes.textContent = (from && from.dataset.confirmYes) || "Yes";
+      actions.append(no, yes);
+      dialog.append(text, actions);
+      var answer = false;
+      yes.addEventListener("click", function () { answer = true; dialog.close(); });
+      no.addEventListener("click", function () { dialog.close(); });
+      dialog.addEventListener("close", function () {
+        dialog.remove();
+        if (!answer && opener && document.contains(opener)) opener.focus();
+        resolve(answer);
+      });
+      document.body.appendChild(dialog);
+      dialog.showModal();
+      no.focus();
+    });
+  }
+  document.addEventListener("htmx:confirm", function (event) {
+    if (!event.detail.question) return;
+    event.preventDefault();
+    var from = event.detail.elt.closest("[hx-confirm]") || event.detail.elt;
+    ask(event.detail.question, from).then(function (yes) {
+      if (yes) event.detail.issueRequest(true);
+    });
+  });
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("form[data-confirm]") || form.dataset.confirmed) return;
+    event.preventDefault();
+    ask(form.dataset.confirm, form).then(function (yes) {
+      if (!yes) return;
+      form.dataset.confirmed = "1";
+      form.submit();
+    });
+  });
+
+  // After a swap, focus goes where the new content says (data-focus): the
+  // "started" message, the form's error, the field asked again.
+  document.addEventListener("htmx:afterSettle", function () {
+    var marked = document.querySelectorAll("[data-focus]");
+    if (!marked.length) return;
+    marked.forEach(function (el) { el.removeAttribute("data-focus"); });
+    marked[0].focus();
+  });
+
+  // "Select all shown" and the count of ticked dashboards.
+  function countPicked(scope) {
+    document.querySelectorAll("[data-picked-count]").forEach(function (label) {
+      var picker = document.querySelector(label.dataset.pickedCount);
+      if (!picker || (scope && !picker.contains(scope) && scope !== picker)) return;
+      var n = picker.querySelectorAll("input[type=checkbox]:checked").length;
+      label.textContent = n ? n + " ticked" : "";
+    });
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-select-all]");
+    if (!button) return;
+    var picker = document.querySelector(button.dataset.selectAll);
+    if (!picker) return;
+    picker.querySelectorAll("input[type=checkbox]").forEach(function (box) { box.checked = true; });
+    countPicked(picker);
+    picker.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("input[type=checkbox]")) countPicked(event.target);
+  });
+  document.addEventListener("htmx:afterSettle", function () { countPicked(null); });
+
+  // Toasts: bottom-right, unless there they would cover the buttons of a row
+  // (the "Provide input" they offer, a Cancel): then top-right.
+  function overlaps(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+  function placeToasts() {
+    var box = document.getElementById("toasts");
+    if (!box || !box.children.length) return;
+    var buttons = Array.prototype.filter.call(
+      document.querySelectorAll("td.actions a, td.actions button"),
+      function (b) { return b.getClientRects().length; }
+    ).map(function (b) { return b.getBoundingClientRect(); });
+    function covers() {
+      var r = box.getBoundingClientRect();
+      return buttons.some(function (b) { return overlaps(r, b); });
+    }
+    box.classList.remove("at-top");
+    if (covers()) {
+      box.classList.add("at-top");
+      if (covers()) box.classList.remove("at-top");
+    }
+  }
+  document.addEventListener("htmx:oobAfterSwap", placeToasts);
+  document.addEventListener("htmx:afterSettle", placeToasts);
+  window.addEventListener("scroll", placeToasts, { passive: true });
+  window.addEventListener("resize", placeToasts);
+  // A task's toast goes once its prompt is open.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id !== "modal-root") return;
+    var form = event.detail.target.querySelector(".input-form[id^='input-form-']");
+    if (!form) return;
+    var id = form.id.replace("input-form-", "");
+    document.querySelectorAll(".toast[data-task-id='" + id + "']").forEach(function (t) { t.remove(); });
+  });
+
 })();
