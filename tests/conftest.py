@@ -94,14 +94,19 @@ def other_client(client, other_user):
     return client
 
 
+# Markers of tests that need PostgreSQL, and how to run them: on SQLite they are skipped.
+NEEDS_POSTGRESQL = {
+    "postgres": "needs PostgreSQL: run with DATABASE_URL=postgres://… -m postgres",
+    "scale": "scale tests need PostgreSQL: DATABASE_URL=postgres://… pytest -m scale tests/scale",
+}
+
+
 def pytest_collection_modifyitems(config, items):
     from django.conf import settings
 
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
-    skip = pytest.mark.skip(
-        reason="needs PostgreSQL: run with DATABASE_URL=postgres://… -m postgres"
-    )
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        for marker, reason in NEEDS_POSTGRESQL.items():
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))

@@ -9,7 +9,7 @@ Run them with ``scripts/test.sh`` (its scale stage) or by hand:
 pytest-django creates (and re-creates) the test database ``test_<name>``; the
 processes started here use it too, and each test's flush resets it. The test
 process reads and writes the same database through the ORM, like one more
-machine of the deployment.
+machine of the deployment. On SQLite the scale tests are skipped (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -28,17 +28,6 @@ from tests.cluster import Cluster
 REDIS_URL = os.environ.get("SCALE_REDIS_URL", "redis://127.0.0.1:6379/5")
 # Fast failure detection for the tests (production defaults: 5 s / 60 s).
 FAST_HEARTBEAT = {"TASK_HEARTBEAT_INTERVAL": "0.5", "TASK_HEARTBEAT_TIMEOUT": "3"}
-
-
-def pytest_collection_modifyitems(config, items):
-    if django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        return
-    skip = pytest.mark.skip(
-        reason="scale tests need PostgreSQL: DATABASE_URL=postgres://… pytest -m scale tests/scale"
-    )
-    for item in items:
-        if "scale" in item.keywords:
-            item.add_marker(skip)
 
 
 def _database_url() -> str:
