@@ -64,6 +64,11 @@ class _Heartbeat(threading.Thread):
             # This thread ends with the run: its database connection goes too.
             connections.close_all()
 
+    def ending(self) -> None:
+        """The run itself is about to move the task out of RUNNING: a beat that finds
+        it moved is no news (no "lost the task" warning)."""
+        self.stopped.set()
+
     def stop(self) -> None:
         self.stopped.set()
         self.join(timeout=self.interval + 1)
@@ -98,13 +103,16 @@ def run(task_id: int, worker_id: str) -> str:
             ctx.check_cancelled()
             task.save_checkpoint(step.name, ctx.checkpoint)
             step.run(ctx)
+        heartbeat.ending()
         task.save_checkpoint("", ctx.checkpoint)
         task.succeed()
         log.info("Task finished successfully.")
     except Cancelled:
+        heartbeat.ending()
         log.warning("Cancelled at the user's request.")
         task.mark_cancelled()
     except NeedsInput as exc:
+        heartbeat.ending()
         task.save_checkpoint(task.step, ctx.checkpoint)
         if Task.objects.filter(pk=task.pk, cancel_requested=True).exists():
             # Cancelled while the step ran: honour that rather than ask.
@@ -113,12 +121,14 @@ def run(task_id: int, worker_id: str) -> str:
         else:
             _ask(task, log, exc)
     except TaskFailed as exc:
+        heartbeat.ending()
         log.error(str(exc))
         task.fail(str(exc))
     except (IllegalTransition, RunLost) as exc:
         # Someone else moved the task (cancelled, reaped): they own it now.
         logger.warning("Task %s: %s", task_id, exc or "this run lost the task")
     except Exception as exc:
+        heartbeat.ending()
         logger.exception("Task %s crashed", task_id)
         _last_resort(task, log, exc)
     finally:
