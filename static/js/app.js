@@ -148,11 +148,12 @@ var liveOrPoll = (function () {
   });
 
   // A pushed row for a task the table does not show yet: make room for it
-  // before htmx swaps it in, and drop the removal of a row it does not show
-  // (else htmx reports htmx:oobErrorNoTarget in the console).
+  // before htmx swaps it in (else htmx reports htmx:oobErrorNoTarget in the
+  // console). A hidden placeholder takes the row's place, in id order; one
+  // marked "drop" (a removal, or a row older than what the page shows) is
+  // never swapped. What is left of them goes after the message.
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
     var message = event.detail.message;
-    var rows = document.getElementById("task-rows");
     if (typeof message !== "string" || message.indexOf("hx-swap-oob") < 0) return;
     var holder = document.createElement("template");
     holder.innerHTML = message;
@@ -160,30 +161,34 @@ var liveOrPoll = (function () {
     if (top.length !== 1 || top[0].tagName !== "TR" || !top[0].id) return;
     var row = top[0];
     if (document.getElementById(row.id)) return;
-    if (row.getAttribute("hx-swap-oob") === "delete" || !rows || !row.dataset.taskId) {
-      isCurrent(row); // remembered: an older row arriving later stays out
-      event.preventDefault();
-      return;
-    }
-    var id = parseInt(row.dataset.taskId, 10);
-    var before = null;
-    rows.querySelectorAll("tr.task-row").forEach(function (other) {
-      if (!before && parseInt(other.dataset.taskId, 10) < id) before = other;
-    });
-    var loadMore = document.getElementById("load-more");
-    if (!isCurrent(row) || (!before && loadMore)) {
-      // Older than what the page has seen, or than what it shows ("Load more" brings it).
-      event.preventDefault();
-      return;
-    }
+    var rows = document.getElementById("task-rows");
     var placeholder = document.createElement("tr");
     placeholder.id = row.id;
-    placeholder.className = "task-row";
-    placeholder.dataset.taskId = String(id);
     placeholder.hidden = true;
-    rows.insertBefore(placeholder, before || loadMore || null);
-    var empty = rows.querySelector("tr.empty");
-    if (empty) empty.remove();
+    placeholder.dataset.placeholder = "drop";
+    if (!rows) { document.body.appendChild(placeholder); return; }
+    var before = null;
+    var loadMore = document.getElementById("load-more");
+    var id = parseInt(row.dataset.taskId, 10);
+    if (row.getAttribute("hx-swap-oob") !== "delete" && id) {
+      rows.querySelectorAll("tr.task-row").forEach(function (other) {
+        if (!before && parseInt(other.dataset.taskId, 10) < id) before = other;
+      });
+      // Older than what the page shows: "Load more" will bring it.
+      if (before || !loadMore) placeholder.dataset.placeholder = "";
+    }
+    rows.insertBefore(placeholder, placeholder.dataset.placeholder ? null : before || loadMore || null);
+  });
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.dataset && target.dataset.placeholder === "drop") event.detail.shouldSwap = false;
+    else if (target && target.dataset && target.dataset.placeholder === "" && event.detail.shouldSwap) {
+      var empty = document.querySelector("#task-rows tr.empty");
+      if (empty) empty.remove();
+    }
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    document.querySelectorAll("[data-placeholder]").forEach(function (el) { el.remove(); });
   });
 
   // htmx 2 does not swap 4xx answers by default: a form re-rendered with its
@@ -221,7 +226,7 @@ var liveOrPoll = (function () {
     var target = opener && document.contains(opener) ? opener
       : openerUrl && document.querySelector("[hx-target='#modal-root'][hx-get='" + openerUrl + "']");
     var row = openerRow && document.getElementById(openerRow);
-    if (!target && row) target = row.querySelector("td.actions a, a");
+    if (!target && row) target = row.querySelector("td.actions a") || row.querySelector("a");
     if (target) target.focus();
     else if (document.getElementById("main")) document.getElementById("main").focus();
   }
@@ -543,6 +548,64 @@ var liveOrPoll = (function () {
     if (event.target.matches && event.target.matches("input[type=checkbox]")) countPicked(event.target);
   });
   document.addEventListener("htmx:afterSettle", function () { countPicked(null); });
+
+  // A live row replacing the one that holds the focus: the focus goes to the
+  // same link or button of the new row (not to <body>).
+  var focusKey = null;
+  function keyOf(el) {
+    return [el.tagName, el.getAttribute("hx-get") || el.getAttribute("href") || "", el.textContent.trim()].join("|");
+  }
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    var active = document.activeElement;
+    focusKey = target && target.id && active && active !== document.body && target.contains(active)
+      ? { id: target.id, key: keyOf(active) } : null;
+  });
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    if (!focusKey) return;
+    var wanted = focusKey;
+    focusKey = null;
+    var fresh = document.getElementById(wanted.id);
+    if (!fresh || fresh.contains(document.activeElement)) return;
+    var same = Array.prototype.find.call(fresh.querySelectorAll("a, button, input, select, textarea"),
+      function (el) { return keyOf(el) === wanted.key; });
+    (same || fresh.querySelector("td.actions a") || fresh.querySelector("a") || fresh).focus({ preventScroll: true });
+  });
+
+  // The picker is listed again as the search changes: a box ticked (or unticked)
+  // while that answer was on its way keeps the state the person gave it.
+  var pickerState = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    pickerState = null;
+    // Another source lists other dashboards: nothing to keep.
+    if (event.detail.target.id !== "dashboard-picker" || (event.detail.requestConfig && event.detail.requestConfig.elt && event.detail.requestConfig.elt.id === "id_source")) return;
+    var picker = event.detail.target;
+    pickerState = [];
+    picker.querySelectorAll("input[name=dashboards]").forEach(function (box) {
+      var label = box.closest("label");
+      var title = picker.querySelector("input[name='title_" + CSS.escape(box.value) + "']");
+      pickerState.push({
+        value: box.value, checked: box.checked,
+        label: label ? label.cloneNode(true) : null, title: title ? title.cloneNode(true) : null
+      });
+    });
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var picker = event.detail.target;
+    if (picker.id !== "dashboard-picker" || !pickerState) return;
+    var state = pickerState;
+    pickerState = null;
+    var list = picker.querySelector("fieldset");
+    state.forEach(function (was) {
+      var box = picker.querySelector("input[name=dashboards][value='" + CSS.escape(was.value) + "']");
+      if (box) box.checked = was.checked;
+      else if (was.checked && was.label && list) {
+        list.insertBefore(was.label, list.children[1] || null);
+        if (was.title) was.label.after(was.title);
+      }
+    });
+    countPicked(picker);
+  });
 
   // Toasts: bottom-right, unless there they would cover the buttons of a row
   // (the "Provide input" they offer, a Cancel): then top-right.
