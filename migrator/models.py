@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 
 from migrator.fields import EncryptedTextField
+from migrator.superset.bundle import Limits
 from migrator.superset.client import SupersetClient
 from migrator.superset.errors import SupersetError
 from migrator.validators import validate_superset_url
@@ -138,6 +139,7 @@ class Environment(models.Model):
             self.provider,
             timeout=(settings.SUPERSET_CONNECT_TIMEOUT, settings.SUPERSET_TIMEOUT),
             verify=self.verify_tls and settings.SUPERSET_VERIFY_TLS,
+            limits=Limits.from_settings(settings),
         )
 
     @classmethod

@@ -7,11 +7,15 @@ runs again without a second export.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.urls import reverse
@@ -20,10 +24,23 @@ from migrator import passwords, promote, rollback, sessions
 from migrator.models import Environment, Promotion
 from migrator.plan import PlanError, display_rows, plan_lines
 from migrator.superset.bundle import inspect_bundle, strip_fields
-from migrator.superset.errors import ImportRejected, SupersetAPIError, SupersetError
+from migrator.superset.client import cancellable, wait
+from migrator.superset.errors import (
+    ImportRejected,
+    InvalidBundle,
+    SupersetAPIError,
+    SupersetError,
+)
 from migrator.superset.problems import ImportProblems
 from tasks_app import engine, live
-from tasks_app.kinds import AdminAction, NeedsInput, StepContext, Summary, TaskFailed
+from tasks_app.kinds import (
+    AdminAction,
+    Cancelled,
+    NeedsInput,
+    StepContext,
+    Summary,
+    TaskFailed,
+)
 from tasks_app.models import FINISHED_STATUSES, Task
 
 KIND = "migration"
@@ -39,6 +56,24 @@ def _environment(ctx: StepContext, role: str) -> Environment:
 
 def _failed(role: str, env: Environment, exc: SupersetError) -> TaskFailed:
     return TaskFailed(f"{role.capitalize()} {env.name} ({env.url}): {exc.message}")
+
+
+def _bad_bundle(source: Environment, exc: InvalidBundle) -> TaskFailed:
+    return TaskFailed(
+        f"The bundle exported from {source.name} ({source.url}) cannot be used: {exc.message}"
+    )
+
+
+def _interruptible(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
+    """The step with its Superset calls stopping at a Cancel, even in the middle of a
+    slow answer (the client looks at ``check_cancelled`` about once a second)."""
+
+    @functools.wraps(step)
+    def run(ctx: StepContext) -> None:
+        with cancellable(ctx.check_cancelled):
+            step(ctx)
+
+    return run
 
 
 def _ms(since: float) -> int:
@@ -75,10 +110,14 @@ def export_step(ctx: StepContext) -> None:
         dashboards=dashboards,
     )
     started = time.monotonic()
-    with tempfile.TemporaryFile() as tmp, ThreadPoolExecutor(max_workers=1) as pool:
+    # In DATA_DIR, as the saved bundle: nothing a source sends is written elsewhere.
+    with (
+        tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
         # Titles are read beside the export, not before it.
         titles = (
-            pool.submit(_read_titles, source, ids)
+            pool.submit(contextvars.copy_context().run, _read_titles, source, ids)
             if any(not d.get("title") for d in dashboards)
             else None
         )
@@ -89,14 +128,18 @@ def export_step(ctx: StepContext) -> None:
             finally:
                 if titles is not None:
                     # An unknown id is said as such, rather than as the export's 404.
-                    _fill_titles(ctx, titles.result(), source)
+                    _fill_titles(ctx, wait(titles), source)
         except SupersetError as exc:
             ctx.log.error(
                 f"Export failed: {exc.message}", environment=source.name, status=exc.status
             )
             raise _failed("source", source, exc) from exc
         tmp.seek(0)
-        info = inspect_bundle(tmp)
+        try:
+            info = inspect_bundle(tmp, promote.limits())
+        except InvalidBundle as exc:
+            ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
+            raise _bad_bundle(source, exc) from exc
         tmp.seek(0)
         name = default_storage.save(f"bundles/task-{ctx.task.pk}.zip", File(tmp))
     ctx.checkpoint.update(bundle=name, bundle_size=size, bundle_counts=info.counts)
@@ -141,6 +184,9 @@ def plan_step(ctx: StepContext) -> None:
             plan = promote.plan_bundle(source, target, bundle, ctx.task.params)
     except PlanError as exc:
         raise TaskFailed(f"The migration cannot be planned: {exc}") from exc
+    except InvalidBundle as exc:  # the saved export (the target's own are SupersetAPIError)
+        ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
+        raise _bad_bundle(source, exc) from exc
     except SupersetError as exc:
         ctx.log.error(f"Reading the target failed: {exc.message}", status=exc.status)
         raise _failed("target", target, exc) from exc
@@ -224,6 +270,12 @@ def import_step(ctx: StepContext) -> None:
                     status=exc.status,
                 )
                 raise _failed("target", target, exc) from exc
+            except Cancelled:
+                ctx.log.warning(
+                    f"Cancelled while {what} on {target.name}: once Superset has the whole "
+                    "bundle it finishes that import on its own, so it may be there."
+                )
+                raise
             finally:
                 default_storage.delete(written)
         ctx.log.info(f"{target.name}: {what}", files=len(paths), overwrite=overwrite)
@@ -287,8 +339,11 @@ def _strip_unknown_fields(
     ctx: StepContext, target: Environment, name: str, problems: ImportProblems
 ) -> str:
     """Remove the fields an older Superset (4.1) refuses; keep the result as the checkpoint."""
-    with default_storage.open(name, "rb") as source, tempfile.TemporaryFile() as stripped:
-        removed = strip_fields(source, stripped, problems.unknown_fields)
+    with (
+        default_storage.open(name, "rb") as source,
+        tempfile.TemporaryFile(dir=settings.DATA_DIR) as stripped,
+    ):
+        removed = strip_fields(source, stripped, problems.unknown_fields, promote.limits())
         stripped.seek(0)
         default_storage.delete(name)
         name = default_storage.save(name, File(stripped))
@@ -313,7 +368,7 @@ def _refused(ctx: StepContext, target: Environment, name: str, exc: ImportReject
         ) from exc
     if passwords.can_ask(exc.problems):
         with default_storage.open(name, "rb") as bundle:
-            info = inspect_bundle(bundle)
+            info = inspect_bundle(bundle, promote.limits())
         raise NeedsInput(
             f"{target.name} needs input before it can import the bundle: {exc.problems.describe()}",
             {"fields": passwords.input_fields(exc.problems, info)},
@@ -408,11 +463,11 @@ MIGRATION = engine.register(
         name=KIND,
         label="Migration",
         steps=(
-            engine.Step("export", export_step, repeatable=True),
-            engine.Step("plan", plan_step, repeatable=True),
+            engine.Step("export", _interruptible(export_step), repeatable=True),
+            engine.Step("plan", _interruptible(plan_step), repeatable=True),
             # Superset may have written part of an import when a worker dies.
-            engine.Step("import", import_step, repeatable=False),
-            engine.Step("verify", verify_step, repeatable=True),
+            engine.Step("import", _interruptible(import_step), repeatable=False),
+            engine.Step("verify", _interruptible(verify_step), repeatable=True),
         ),
         summary=summary,
         task_json=task_json,

@@ -10,11 +10,13 @@ reads the target again and reports per asset.
 
 from __future__ import annotations
 
+import contextvars
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
@@ -29,6 +31,9 @@ from migrator.superset.assets import (
     scan,
     write_bundle,
 )
+from migrator.superset.bundle import Limits
+from migrator.superset.client import wait
+from migrator.superset.errors import InvalidBundle, SupersetAPIError
 
 DATASET_COLUMNS = ["id", "uuid", "table_name", "schema", "database.id", "changed_on_utc"]
 CHART_COLUMNS = ["id", "uuid", "slice_name", "changed_on_utc"]
@@ -38,6 +43,11 @@ READERS = 4
 # An older target may report unknown fields in a second pass (after the first ones are
 # gone); more than that means something else is wrong.
 MAX_STRIPS = 2
+
+
+def limits() -> Limits:
+    """What the settings allow a Superset to make us read (README, "Configuration")."""
+    return Limits.from_settings(settings)
 
 
 # --- reading the target -----------------------------------------------------------------
@@ -55,8 +65,12 @@ def parallel(env: Environment, calls: dict[str, Callable[[Any], Any]]) -> dict[s
         ((name, call),) = calls.items()
         return {name: run(call)}
     with ThreadPoolExecutor(max_workers=min(READERS, len(calls))) as pool:
-        futures = {name: pool.submit(run, call) for name, call in calls.items()}
-        return {name: future.result() for name, future in futures.items()}
+        # Each in a copy of this context: a Cancel stops them too (superset.client.cancellable).
+        futures = {
+            name: pool.submit(contextvars.copy_context().run, run, call)
+            for name, call in calls.items()
+        }
+        return {name: wait(future) for name, future in futures.items()}
 
 
 def read_inventory(
@@ -186,10 +200,19 @@ def target_copies(
         missing = [r["id"] for r in rows if (kind, r["uuid"]) not in copies]
         if not missing:
             continue
-        with tempfile.TemporaryFile() as tmp:
+        with tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
             client.export_assets(resource, missing, tmp)
             tmp.seek(0)
-            for asset in scan(tmp).assets:
+            try:
+                found = scan(tmp, limits())
+            except InvalidBundle as exc:
+                # The target's own export: its fault, not the source bundle's.
+                raise SupersetAPIError(
+                    f"Superset at {client.url} exported {resource}(s) "
+                    f"{', '.join(map(str, missing))} as a bundle that cannot be read: {exc.message}",
+                    url=client.url,
+                ) from exc
+            for asset in found.assets:
                 copies[(asset.type, asset.uuid)] = asset
     return copies
 
@@ -215,7 +238,7 @@ def plan_bundle(
     source: Environment, target: Environment, bundle_file: IO[bytes], params: dict[str, Any]
 ) -> dict[str, Any]:
     """The plan for an exported bundle (read-only calls to the target)."""
-    bundle = scan(bundle_file)
+    bundle = scan(bundle_file, limits())
     chosen = choices(source, target, params, bundle)
     inventory = read_inventory(target, bundle, chosen.records)
     plan = make_plan(bundle, inventory, chosen)
@@ -229,7 +252,7 @@ def preview(
     source: Environment, target: Environment, dashboard_ids: list[int], params: dict[str, Any]
 ) -> dict[str, Any]:
     """Export from the source and plan against the target; nothing is written anywhere."""
-    with tempfile.TemporaryFile() as tmp:
+    with tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
         with sessions.borrow(source) as client:
             client.export_dashboards(dashboard_ids, tmp)
         tmp.seek(0)
@@ -434,8 +457,18 @@ class Imports:
 
 def write_import(saved_name: str, resource: str, paths: list[str], imports: Imports) -> str:
     """Write the bundle of one import call next to the saved export; return its name."""
-    with default_storage.open(saved_name, "rb") as source, tempfile.TemporaryFile() as out:
-        write_bundle(source, out, BUNDLE_TYPES[resource], dict.fromkeys(paths), imports.transform)
+    with (
+        default_storage.open(saved_name, "rb") as source,
+        tempfile.TemporaryFile(dir=settings.DATA_DIR) as out,
+    ):
+        write_bundle(
+            source,
+            out,
+            BUNDLE_TYPES[resource],
+            dict.fromkeys(paths),
+            imports.transform,
+            limits(),
+        )
         out.seek(0)
         return default_storage.save(f"{saved_name.removesuffix('.zip')}-{resource}.zip", File(out))
 

@@ -171,6 +171,13 @@ API_MAX_LIMIT = env.int("API_MAX_LIMIT", 500, minimum=1)
 SUPERSET_TIMEOUT = env.float("SUPERSET_TIMEOUT", 120.0, minimum=1.0)
 SUPERSET_CONNECT_TIMEOUT = env.float("SUPERSET_CONNECT_TIMEOUT", 5.0, minimum=0.5)
 SUPERSET_VERIFY_TLS = env.bool("SUPERSET_VERIFY_TLS", True)
+# What a Superset may make us do (migrator.superset.bundle.Limits): one call ends within
+# the deadline whatever the server does; a bundle (an export on its way, too) past a
+# limit is refused before it is parsed.
+SUPERSET_CALL_DEADLINE = env.float("SUPERSET_CALL_DEADLINE", 300.0, minimum=1.0)
+SUPERSET_MAX_BUNDLE_BYTES = env.int("SUPERSET_MAX_BUNDLE_BYTES", 256 * 1024 * 1024, minimum=1024)
+SUPERSET_MAX_BUNDLE_MEMBERS = env.int("SUPERSET_MAX_BUNDLE_MEMBERS", 5000, minimum=1)
+SUPERSET_MAX_YAML_BYTES = env.int("SUPERSET_MAX_YAML_BYTES", 10 * 1024 * 1024, minimum=1024)
 
 # Channels: in-memory in one process; Redis when processes are several.
 CHANNEL_LAYER_URL = env.url("CHANNEL_LAYER_URL", None, schemes=("redis", "rediss", "unix"))

@@ -18,10 +18,14 @@ from typing import IO, Any
 import yaml
 
 from migrator.superset.bundle import (
+    DEFAULT_LIMITS,
     PASSWORD_MASK,
     SSH_SECRET_FIELDS,
+    Limits,
+    dump_yaml,
     load_member,
     mask_uri,
+    open_bundle,
     split_uri_password,
 )
 from migrator.superset.errors import InvalidBundle
@@ -34,9 +38,6 @@ BUNDLE_TYPES = {
     "dataset": "SqlaTable",
     "database": "Database",
 }
-# Charts, datasets and dashboards can be large (a dashboard's position of hundreds of
-# charts); a database YAML is small. Both caps keep a hostile ZIP from being inflated.
-MAX_ASSET_YAML_BYTES = 16 * 1024 * 1024
 
 # Keys whose values are ids of the Superset that wrote the file (they differ between two
 # Supersets holding the same asset), or that Superset derives again on import.
@@ -105,20 +106,19 @@ class BundleAssets:
         return {a.uuid: a for a in self.assets if a.type == kind}
 
 
-def scan(source: str | os.PathLike[str] | IO[bytes]) -> BundleAssets:
+def scan(
+    source: str | os.PathLike[str] | IO[bytes], limits: Limits = DEFAULT_LIMITS
+) -> BundleAssets:
     """Every database, dataset, chart and dashboard of a bundle, with its fingerprints."""
-    try:
-        with zipfile.ZipFile(source) as archive:
-            root, members = _members(archive)
-            found = BundleAssets(root=root)
-            for path, info in members:
-                kind = path.split("/", 1)[0]
-                if kind in ASSET_TYPES and path.endswith((".yaml", ".yml")):
-                    document = load_member(archive, info, path, MAX_ASSET_YAML_BYTES)
-                    found.assets.append(_asset(kind, path, document))
-            return found
-    except zipfile.BadZipFile as exc:
-        raise InvalidBundle(f"The file is not a ZIP archive ({exc}).") from exc
+    with open_bundle(source, limits) as archive:
+        root, members = _members(archive)
+        found = BundleAssets(root=root)
+        for path, info in members:
+            kind = path.split("/", 1)[0]
+            if kind in ASSET_TYPES and path.endswith((".yaml", ".yml")):
+                document = load_member(archive, info, path, limits)
+                found.assets.append(_asset(kind, path, document))
+        return found
 
 
 def _members(archive: zipfile.ZipFile) -> tuple[str, list[tuple[str, zipfile.ZipInfo]]]:
@@ -238,12 +238,13 @@ def write_bundle(
     bundle_type: str,
     paths: Iterable[str],
     transform: Transform,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> None:
     """A bundle of ``bundle_type`` (metadata.yaml ``type``) holding ``paths`` of
     ``source``, each document passed through ``transform(path, document)``."""
     wanted = set(paths)
     with (
-        zipfile.ZipFile(source) as archive,
+        open_bundle(source, limits) as archive,
         zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out,
     ):
         root, members = _members(archive)
@@ -256,10 +257,8 @@ def write_bundle(
         for path, info in members:
             if path not in wanted:
                 continue
-            document = transform(path, load_member(archive, info, path, MAX_ASSET_YAML_BYTES))
-            out.writestr(
-                f"{root}/{path}", yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
-            )
+            document = transform(path, load_member(archive, info, path, limits))
+            out.writestr(f"{root}/{path}", dump_yaml(document))
 
 
 def rewrite_references(
@@ -299,16 +298,21 @@ def rewrite_references(
 
 
 def merge_bundles(
-    sources: Iterable[str | os.PathLike[str] | IO[bytes]], dest: IO[bytes], root: str
+    sources: Iterable[str | os.PathLike[str] | IO[bytes]],
+    dest: IO[bytes],
+    root: str,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> None:
     """One bundle holding every file of ``sources`` under ``root`` (the first copy of a
     path wins: the same chart in two exports of one Superset is the same document)."""
     seen: set[str] = set()
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out:
         for source in sources:
-            with zipfile.ZipFile(source) as archive:
+            with open_bundle(source, limits) as archive:
                 _, members = _members(archive)
                 for path, info in members:
                     if path not in seen:
                         seen.add(path)
-                        out.writestr(f"{root}/{path}", archive.read(info))
+                        with archive.open(info) as member, out.open(f"{root}/{path}", "w") as copy:
+                            while chunk := member.read(1 << 16):
+                                copy.write(chunk)

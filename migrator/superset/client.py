@@ -4,10 +4,22 @@ See SUPERSET_API.md for the observations behind the choices here: ``Accept`` is 
 ``application/json`` (with ``*/*`` Superset turns import 422s into HTML 500 pages), writes
 never follow redirects (a missing CSRF token is a 302 to the login page that would
 otherwise end as a 200), and errors are read from all three shapes Superset uses.
+
+A server cannot hold a call for longer than its deadline (``Limits.call_deadline``), nor
+make us read more than we keep: every call (its retries, a fresh login and CSRF token
+included) has one deadline for connecting, sending, the headers and the whole body, and a
+body is read only up to what is kept of it (an error's first 1 MB, a JSON answer's first
+16 MB, an export up to ``Limits.max_bundle_bytes``). The sockets are waited on in slices:
+between two slices the deadline, the idle timeout and, inside ``cancellable(check)``,
+``check`` (a task's Cancel) are looked at, so a call stuck on a server that trickles or
+never answers ends when any of them says so.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
+import copy
 import http.client
 import io
 import json
@@ -16,6 +28,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,16 +39,23 @@ from typing import IO, Any, Literal, Self
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
+from urllib3.util.wait import wait_for_read, wait_for_write
 
-from migrator.superset.bundle import split_uri_password
+from migrator.superset.bundle import DEFAULT_LIMITS, Limits, size_text, split_uri_password
 from migrator.superset.errors import (
     AuthenticationFailed,
+    BundleTooLarge,
     ConnectionTestFailed,
     CSRFRejected,
     ImportRejected,
+    InvalidBundle,
     NotASuperset,
     SupersetAPIError,
     SupersetError,
+    SupersetTimeout,
     SupersetTLSError,
     SupersetUnreachable,
     flatten_messages,
@@ -56,6 +76,15 @@ CSRF_PATH = "/api/v1/security/csrf_token/"
 # Superset's FAB_API_MAX_PAGE_SIZE default; larger page sizes are capped silently.
 MAX_PAGE_SIZE = 100
 DASHBOARD_COLUMNS = ["id", "uuid", "dashboard_title", "slug"]
+
+# What is read of an answer: an error's start (its message is in the first few KB; an
+# import's 422 lists every refused file), and a JSON answer (a page of 100 rows is tens of KB).
+ERROR_BODY_BYTES = 1024 * 1024
+JSON_BODY_BYTES = 16 * 1024 * 1024
+# How often a call waiting on a socket looks at the cancel check (seconds).
+CANCEL_POLL = 1.0
+# The first bytes of a ZIP: a local file header, or the end record of an empty archive.
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
 
 BundleSource = str | os.PathLike[str] | IO[bytes]
 Timeout = float | tuple[float, float]
@@ -79,6 +108,256 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# --- stopping a call: deadline, idle timeout, cancel --------------------------------------
+
+
+class _CancelScope:
+    """``cancellable``'s check, shared by the thread that opened the scope and the helper
+    threads it hands the scope to (``contextvars.copy_context``).
+
+    Only the opening thread calls ``check`` (a task's check reads its database row on that
+    thread's connection); once it raised, every thread of the scope raises the same.
+    """
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        self.check = check
+        self.owner = threading.get_ident()
+        self.stopped: BaseException | None = None
+
+    def poll(self) -> None:
+        if self.stopped is not None:
+            raise copy.copy(self.stopped)
+        if threading.get_ident() != self.owner:
+            return
+        try:
+            self.check()
+        except BaseException as exc:
+            self.stopped = exc
+            raise
+
+
+_scope: contextvars.ContextVar[_CancelScope | None] = contextvars.ContextVar(
+    "superset_cancel_scope", default=None
+)
+
+
+@contextmanager
+def cancellable(check: Callable[[], None]) -> Iterator[None]:
+    """Calls to Superset made in this block call ``check`` about once a second while they
+    wait or read, and stop with whatever it raises (a task's ``check_cancelled``).
+
+    Helper threads take part when they run in a copy of this context
+    (``pool.submit(contextvars.copy_context().run, fn, …)``); wait for them with ``wait``.
+    """
+    token = _scope.set(_CancelScope(check))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def wait[T](future: concurrent.futures.Future[T]) -> T:
+    """``future.result()``, looking at the cancel check meanwhile (inside ``cancellable``)."""
+    scope = _scope.get()
+    if scope is None:
+        return future.result()
+    while True:
+        try:
+            return future.result(timeout=CANCEL_POLL)
+        except concurrent.futures.TimeoutError:
+            scope.poll()
+
+
+_local = threading.local()
+
+
+class _Guard:
+    """The clock of one call: its deadline, its idle timeout (no byte for that long), and
+    the cancel scope it was made in. Sockets of this thread wait through it (``wait``)."""
+
+    def __init__(self, client: SupersetClient) -> None:
+        now = time.monotonic()
+        self.client = client
+        self.deadline = client.limits.call_deadline
+        self.expires = now + self.deadline
+        _, self.idle = _timeouts(client.timeout)
+        self.progress = now
+        self.scope = _scope.get()
+        self.polled = now
+        self.what = "the call"
+
+    def remaining(self) -> float:
+        return self.expires - time.monotonic()
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def moved(self) -> None:
+        """Bytes went or came: the idle timeout starts again."""
+        self.progress = time.monotonic()
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if self.scope is not None and now - self.polled >= CANCEL_POLL:
+            self.polled = now
+            self.scope.poll()
+        if now >= self.expires:
+            raise self.timed_out()
+        if now - self.progress >= self.idle:
+            raise SupersetTimeout(
+                f"Superset at {self.client.url} is unreachable: no answer to {self.what} "
+                f"within {self.idle:g} s.",
+                url=self.client.url,
+            )
+
+    def timed_out(self) -> SupersetTimeout:
+        limits = self.client.limits
+        return SupersetTimeout(
+            f"Superset at {self.client.url} did not finish answering {self.what} within "
+            f"{self.deadline:g} s, the deadline of one call{limits.hint('call_deadline')}.",
+            url=self.client.url,
+        )
+
+    def slice(self) -> float:
+        """How long one wait on a socket may last before the clocks are looked at again."""
+        now = time.monotonic()
+        longest = min(self.expires - now, self.idle - (now - self.progress))
+        if self.scope is not None:
+            longest = min(longest, CANCEL_POLL)
+        return max(longest, 0.001)
+
+    def wait(self, sock: Any, *, write: bool = False) -> None:
+        """Until ``sock`` can be read (written), in slices; raises when the call must stop."""
+        while True:
+            self.check()
+            if not write and getattr(sock, "pending", None) and sock.pending():
+                return  # TLS bytes already decrypted
+            ready = (wait_for_write if write else wait_for_read)(sock, timeout=self.slice())
+            if ready:
+                return
+
+    def timeouts(self, configured: Timeout) -> tuple[float, float]:
+        """requests' (connect, read) timeouts, never past the deadline."""
+        connect, read = _timeouts(configured)
+        remaining = max(self.remaining(), 0.001)
+        return min(connect, remaining), min(read, remaining)
+
+
+def _guard() -> _Guard | None:
+    return getattr(_local, "guard", None)
+
+
+def _timeouts(timeout: Timeout) -> tuple[float, float]:
+    return timeout if isinstance(timeout, tuple) else (timeout, timeout)
+
+
+class _GuardedReader(io.RawIOBase):
+    """What http.client reads an answer from (status line, headers, body): the socket,
+    waited on through the call's guard before each read."""
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)  # holds a reference, as http.client's own
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:  # type: ignore[override]
+        guard = _guard()
+        if guard is not None:
+            guard.wait(self._sock)
+            self._sock.settimeout(max(min(guard.remaining(), guard.idle), 0.001))
+        count = self._raw.readinto(buffer)
+        if guard is not None and count:
+            guard.moved()
+        return count
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _SocketReading:
+    """The socket as ``http.client.HTTPResponse`` sees it: only ``makefile`` is used."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_GuardedReader(self._sock))
+
+
+class _GuardedHTTPResponse(http.client.HTTPResponse):
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_SocketReading(sock), *args, **kwargs)  # type: ignore[arg-type]
+
+
+class _GuardedSending:
+    """urllib3's connections, sending through the call's guard and answering through
+    ``_GuardedHTTPResponse``."""
+
+    response_class = _GuardedHTTPResponse
+    sock: Any
+
+    def connect(self) -> None:
+        guard = _guard()
+        if guard is not None:
+            guard.check()
+        super().connect()  # type: ignore[misc]
+
+    def send(self, data: Any) -> None:
+        guard = _guard()
+        if guard is not None and self.sock is not None:
+            guard.wait(self.sock, write=True)
+            self.sock.settimeout(max(min(guard.remaining(), guard.idle), 0.001))
+        super().send(data)  # type: ignore[misc]
+        if guard is not None:
+            guard.moved()
+
+
+class _HTTPConnection(_GuardedSending, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_GuardedSending, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _GuardedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with the connections above (SOCKS proxies keep their own)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    adapter = _GuardedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class SupersetClient:
     """One logged-in user on one Superset. Not thread-safe: use one client per thread."""
 
@@ -94,6 +373,7 @@ class SupersetClient:
         retries: int = 3,
         backoff: float = 0.5,
         session: requests.Session | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.url = normalise_url(url)
         self.username = username
@@ -103,8 +383,9 @@ class SupersetClient:
         self.verify = verify
         self.retries = max(0, retries)
         self.backoff = backoff
+        self.limits = limits
         self._owns_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else _session()
         self._access_token: str | None = None
         self._refresh_token: str | None = None
         self._csrf_token: str | None = None
@@ -131,6 +412,10 @@ class SupersetClient:
     # --- authentication ---------------------------------------------------------------
 
     def login(self) -> None:
+        with self._call():
+            self._login()
+
+    def _login(self) -> None:
         payload = {
             "username": self.username,
             "password": self._password,
@@ -244,7 +529,7 @@ class SupersetClient:
     def _reauthenticate(self) -> None:
         if not self._refresh():
             self._refresh_token = None
-            self.login()
+            self._login()
 
     def csrf(self) -> str:
         """The CSRF token, fetched once; its session cookie stays in ``self.session``."""
@@ -317,39 +602,83 @@ class SupersetClient:
             raise ValueError(f"Nothing to export: no {resource} ids given.")
         id_list = [int(i) for i in ids]
         names = ", ".join(map(str, id_list))
+        with self._call() as guard:
+            response = self._api("GET", f"/api/v1/{resource}/export/?q={_q(id_list)}", stream=True)
+            with response:
+                return self._save_export(response, guard, resource, names, dest, chunk_size)
+
+    def _save_export(
+        self,
+        response: requests.Response,
+        guard: _Guard,
+        resource: str,
+        names: str,
+        dest: IO[bytes],
+        chunk_size: int,
+    ) -> int:
         action = f"exporting {resource}(s) {names}"
-        response = self._api("GET", f"/api/v1/{resource}/export/?q={_q(id_list)}", stream=True)
-        with response:
-            if response.status_code == 404:
-                message, _, _ = parse_error_body(response.text)
-                raise SupersetAPIError(
-                    f"{_capitalise(resource)}(s) {names}: at least one was not found on {self.url}"
-                    f" (the export answered 404: {message or 'Not found'}); it may have been deleted.",
-                    status=404,
-                    body=response.text,
-                    url=response.url,
-                )
-            if not 200 <= response.status_code < 300:
-                raise self._error(response, action)
-            content_type = response.headers.get("Content-Type", "")
-            if not content_type.startswith("application/zip"):
-                raise SupersetAPIError(
-                    f"Superset answered {action} with {content_type or 'no content type'} instead of a ZIP file.",
-                    status=response.status_code,
-                    body=response.text,
-                    url=response.url,
-                )
-            written = 0
-            try:
-                for chunk in response.iter_content(chunk_size):
-                    dest.write(chunk)
-                    written += len(chunk)
-            except requests.RequestException as exc:
-                raise SupersetUnreachable(
-                    f"The connection to {self.url} broke while downloading the export after {written} bytes: "
-                    f"{_transport_cause(exc)}.",
-                    url=response.url,
-                ) from exc
+        if response.status_code == 404:
+            message, _, _ = parse_error_body(response.text)
+            raise SupersetAPIError(
+                f"{_capitalise(resource)}(s) {names}: at least one was not found on {self.url}"
+                f" (the export answered 404: {message or 'Not found'}); it may have been deleted.",
+                status=404,
+                body=response.text,
+                url=response.url,
+            )
+        if not 200 <= response.status_code < 300:
+            raise self._error(response, action)
+        content_type = response.headers.get("Content-Type", "")
+        if not content_type.startswith("application/zip"):
+            self._read_body(response, 2048, cut=True)
+            raise SupersetAPIError(
+                f"Superset answered {action} with {content_type or 'no content type'} instead of a ZIP file.",
+                status=response.status_code,
+                body=response.text,
+                url=response.url,
+            )
+        limit = self.limits.max_bundle_bytes
+        too_large = BundleTooLarge(
+            f"The export of {resource}(s) {names} from {self.url} is larger than "
+            f"{size_text(limit)}{self.limits.hint('max_bundle_bytes')}: it was stopped there "
+            "and nothing of it is kept.",
+            url=response.url,
+        )
+        declared = _content_length(response)
+        if declared is not None and declared > limit:
+            raise too_large
+        written = 0
+        start = b""
+        try:
+            for chunk in response.iter_content(chunk_size):
+                guard.check()
+                if len(start) < 4:
+                    start += chunk[: 4 - len(start)]
+                    if len(start) >= 4 and not start.startswith(_ZIP_STARTS):
+                        raise InvalidBundle(
+                            f"Superset answered {action} with something that is not a ZIP file "
+                            f"(it starts with {start!r}), although it said {content_type}.",
+                            status=response.status_code,
+                            url=response.url,
+                        )
+                written += len(chunk)
+                if written > limit:
+                    raise too_large
+                dest.write(chunk)
+        except requests.RequestException as exc:
+            if guard.expired:
+                raise guard.timed_out() from exc
+            raise SupersetUnreachable(
+                f"The connection to {self.url} broke while downloading the export after {written} bytes: "
+                f"{_transport_cause(exc)}.",
+                url=response.url,
+            ) from exc
+        if written < 4:
+            raise InvalidBundle(
+                f"Superset answered {action} with {written} bytes: not a ZIP file.",
+                status=response.status_code,
+                url=response.url,
+            )
         return written
 
     def import_assets(self, resource: str, bundle: BundleSource, *, overwrite: bool) -> None:
@@ -649,9 +978,24 @@ class SupersetClient:
         stream: bool = False,
     ) -> requests.Response:
         """An authenticated call: re-authenticates once on an expired token and fetches a
-        fresh CSRF token once when a write is refused for CSRF."""
+        fresh CSRF token once when a write is refused for CSRF, all within one deadline.
+        The body is read (up to what is kept of it) unless ``stream`` and a success."""
+        with self._call():
+            return self._authenticated(
+                method, path, json_body=json_body, multipart=multipart, stream=stream
+            )
+
+    def _authenticated(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any,
+        multipart: Callable[[], _MultipartBody] | None,
+        stream: bool,
+    ) -> requests.Response:
         if self._access_token is None:
-            self.login()
+            self._login()
         write = method != "GET"
         reauthenticated = csrf_retried = False
         while True:
@@ -694,6 +1038,21 @@ class SupersetClient:
                 continue
             return response
 
+    @contextmanager
+    def _call(self) -> Iterator[_Guard]:
+        """One call's deadline; a call made inside another (a login, a CSRF token) shares
+        the outer one."""
+        outer = _guard()
+        if outer is not None and outer.client is self:
+            yield outer
+            return
+        guard = _Guard(self)
+        _local.guard = guard
+        try:
+            yield guard
+        finally:
+            _local.guard = outer
+
     def _send(
         self,
         method: str,
@@ -701,68 +1060,142 @@ class SupersetClient:
         *,
         headers: dict[str, str],
         retry: RetryPolicy,
+        stream: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
-        """One exchange, retried by policy: ``full`` (idempotent GETs) on transport errors
-        and 5xx, ``connect`` (login, refresh) on connection errors, ``none`` (writes)."""
+        """One exchange, retried by policy: ``full`` (idempotent GETs) on connection errors
+        and 5xx, ``connect`` (login, refresh) on connection errors, ``none`` (writes). A
+        timeout is not retried, and no retry starts past the call's deadline."""
         url = self.url + path
-        attempt = 0
-        while True:
-            started = time.monotonic()
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    timeout=self.timeout,
-                    verify=self.verify,
-                    **kwargs,
-                )
-            except requests.RequestException as exc:
+        with self._call() as guard:
+            guard.what = f"{method} {_path_only(path)}"
+            attempt = 0
+            while True:
+                started = time.monotonic()
+                guard.moved()
+                try:
+                    response = self.session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        timeout=guard.timeouts(self.timeout),
+                        verify=self.verify,
+                        stream=True,
+                        **kwargs,
+                    )
+                except requests.RequestException as exc:
+                    elapsed = (time.monotonic() - started) * 1000
+                    logger.debug(
+                        "%s %s failed after %.0f ms: %s",
+                        method,
+                        _path_only(path),
+                        elapsed,
+                        type(exc).__name__,
+                    )
+                    retryable = (
+                        retry == "full"
+                        and not isinstance(exc, requests.exceptions.SSLError | requests.Timeout)
+                    ) or (retry == "connect" and _is_connect_error(exc))
+                    if retryable and self._may_retry(attempt, guard):
+                        self._sleep(attempt, guard)
+                        attempt += 1
+                        continue
+                    raise self._unreachable(exc, method, path, guard) from exc
                 elapsed = (time.monotonic() - started) * 1000
                 logger.debug(
-                    "%s %s failed after %.0f ms: %s",
+                    "%s %s -> %s (%.0f ms)",
                     method,
                     _path_only(path),
+                    response.status_code,
                     elapsed,
-                    type(exc).__name__,
                 )
-                retryable = (
-                    retry == "full" and not isinstance(exc, requests.exceptions.SSLError)
-                ) or (retry == "connect" and _is_connect_error(exc))
-                if retryable and attempt < self.retries:
-                    self._sleep(attempt)
+                if (
+                    retry == "full"
+                    and response.status_code >= 500
+                    and self._may_retry(attempt, guard)
+                ):
+                    response.close()
+                    self._sleep(attempt, guard)
                     attempt += 1
                     continue
-                raise self._unreachable(exc, method, path) from exc
-            elapsed = (time.monotonic() - started) * 1000
-            logger.debug(
-                "%s %s -> %s (%.0f ms)",
-                method,
-                _path_only(path),
-                response.status_code,
-                elapsed,
-            )
-            if retry == "full" and response.status_code >= 500 and attempt < self.retries:
-                response.close()
-                self._sleep(attempt)
-                attempt += 1
-                continue
-            return response
+                success = 200 <= response.status_code < 300
+                if not (stream and success):
+                    try:
+                        self._read_body(response, JSON_BODY_BYTES if success else ERROR_BODY_BYTES)
+                    except BaseException:
+                        response.close()
+                        raise
+                return response
 
-    def _sleep(self, attempt: int) -> None:
-        time.sleep(self.backoff * 2**attempt)
+    def _read_body(
+        self, response: requests.Response, limit: int, *, cut: bool | None = None
+    ) -> None:
+        """Read the body up to ``limit`` bytes, within the call's deadline, and keep it as
+        the response's content. An error body is cut there (its start is what is kept of
+        it anyway, and so with ``cut``); a success longer than that is refused."""
+        guard = _guard()
+        whole = 200 <= response.status_code < 300 if cut is None else not cut
+        what = f"{response.request.method} {_path_only(urlsplit(response.url).path)}"
+        too_large = NotASuperset(
+            f"{self.url} answered {what} with more than {size_text(limit)}: Superset's API "
+            "does not answer that much.",
+            status=response.status_code,
+            url=response.url,
+        )
+        declared = _content_length(response)
+        if whole and declared is not None and declared > limit:
+            raise too_large
+        data = bytearray()
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                if guard is not None:
+                    guard.check()
+                data += chunk
+                if len(data) > limit:
+                    break
+        except requests.RequestException as exc:
+            if guard is not None and guard.expired:
+                raise guard.timed_out() from exc
+            raise SupersetUnreachable(
+                f"The connection to {self.url} broke while reading the answer to {what}: "
+                f"{_transport_cause(exc)}.",
+                url=self.url,
+            ) from exc
+        if len(data) > limit:
+            if whole:
+                raise too_large
+            response.close()  # not read to its end: the connection is not reused
+            del data[limit:]
+        response._content = bytes(data)
+        response._content_consumed = True
+        if response.encoding is None:
+            # requests would otherwise guess the encoding of a large body, slowly.
+            response.encoding = "utf-8"
 
-    def _unreachable(self, exc: requests.RequestException, method: str, path: str) -> SupersetError:
+    def _may_retry(self, attempt: int, guard: _Guard) -> bool:
+        """Retries left, and time for the pause before the next one."""
+        return attempt < self.retries and guard.remaining() > self.backoff * 2**attempt
+
+    def _sleep(self, attempt: int, guard: _Guard) -> None:
+        pause = self.backoff * 2**attempt
+        while pause > 0:  # in slices, so that a Cancel is seen
+            guard.check()
+            step = min(pause, CANCEL_POLL)
+            time.sleep(step)
+            pause -= step
+
+    def _unreachable(
+        self, exc: requests.RequestException, method: str, path: str, guard: _Guard
+    ) -> SupersetError:
         if isinstance(exc, requests.exceptions.SSLError):
             return SupersetTLSError(
                 f"The TLS connection to {self.url} failed: {_transport_cause(exc)}. "
                 "Check the certificate (or the CA bundle this server trusts).",
                 url=self.url,
             )
-        connect_timeout, read_timeout = (
-            self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
-        )
+        if guard.expired:
+            return guard.timed_out()
+        connect_timeout, read_timeout = _timeouts(self.timeout)
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             cause = f"no connection within {connect_timeout:g} s"
         elif isinstance(exc, requests.exceptions.ReadTimeout):
@@ -834,12 +1267,19 @@ def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _content_length(response: requests.Response) -> int | None:
+    try:
+        return int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+
+
 def _json_or_none(response: requests.Response) -> Any:
     if "json" not in response.headers.get("Content-Type", ""):
         return None
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return None
 
 

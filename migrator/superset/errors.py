@@ -12,6 +12,15 @@ if TYPE_CHECKING:
 
 BODY_LIMIT = 2048
 REDACTED = "********"
+# NUL and the other C0 controls (but tab and newline) in what a Superset says: PostgreSQL
+# refuses NUL in text, and none of them means anything in a sentence.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (NUL…) replaced by U+FFFD."""
+    return _CONTROLS.sub("\ufffd", text)
+
 
 # Shorter fragments would blank out ordinary words in Superset's messages.
 _MIN_SECRET_LENGTH = 3
@@ -43,10 +52,11 @@ class SupersetError(Exception):
         body: str | None = None,
         url: str | None = None,
     ) -> None:
+        message = printable(message)
         super().__init__(message)
         self.message = message
         self.status = status
-        self.body = body[:BODY_LIMIT] if body is not None else None
+        self.body = printable(body[:BODY_LIMIT]) if body is not None else None
         self.url = url
 
     def __str__(self) -> str:
@@ -57,8 +67,23 @@ class InvalidBundle(SupersetError):
     """The file is not a Superset export bundle we can work with."""
 
 
+class BundleTooLarge(InvalidBundle):
+    """A bundle (or an export on its way) goes past one of the limits (``bundle.Limits``):
+    its bytes, its number of files, or the size of one YAML file."""
+
+
+class YAMLAliasRefused(InvalidBundle):
+    """A YAML file of the bundle uses an anchor or an alias (``&a`` / ``*a``). Superset's
+    exports never do, and aliases can expand a few hundred bytes into gigabytes."""
+
+
 class SupersetUnreachable(SupersetError):
     """No HTTP answer at all: connection refused, unknown host, timeout, connection dropped."""
+
+
+class SupersetTimeout(SupersetUnreachable):
+    """A call did not end in time: no byte for the idle timeout, or not finished (connect,
+    headers and the whole body) within the deadline of one call."""
 
 
 class SupersetTLSError(SupersetError):
@@ -138,7 +163,7 @@ def parse_error_body(text: str | None) -> tuple[str | None, str | None, dict[str
         return None, None, {}
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return None, None, {}
     if not isinstance(data, dict):
         return None, None, {}
