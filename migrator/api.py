@@ -322,10 +322,10 @@ def _validated_migration(
     if not form.is_valid():
         raise _Invalid("Invalid migration.", _form_errors(form))
     choices = payload.choices()
-    titles: dict[int, str] = {}
+    rows: dict[int, dict[str, Any]] = {}
     try:
         # A script gets a 400 for a slug conflict it did not answer (a person is asked).
-        errors = form.check(choices, require_answers=starting, titles=titles)
+        errors = form.check(choices, require_answers=starting, rows=rows)
     except SupersetError as exc:
         if not starting:
             raise HttpError(502, exc.message) from exc
@@ -333,7 +333,7 @@ def _validated_migration(
         errors = {}
     if errors:
         raise _Invalid("Invalid choices.", errors)
-    return form, choices, titles
+    return form, choices, rows
 
 
 class _Invalid(Exception):
@@ -353,9 +353,9 @@ def _invalid(request: HttpRequest, exc: _Invalid) -> HttpResponse:
     summary="Start a migration task (returns at once)",
 )
 def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
-    form, choices, titles = _validated_migration(request, payload, starting=True)
+    form, choices, rows = _validated_migration(request, payload, starting=True)
     # Titles read by the check: the task need not look them up again.
-    task = form.start(request.user, choices, titles=titles)
+    task = form.start(request.user, choices, rows=rows)
     return Reply(201, task_json(task))
 
 

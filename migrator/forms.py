@@ -198,7 +198,7 @@ class MigrationForm(forms.Form):
         choices: dict[str, Any],
         *,
         require_answers: bool = False,
-        titles: dict[int, str] | None = None,
+        rows: dict[int, dict[str, Any]] | None = None,
     ) -> dict[str, list[str]]:
         """Errors naming each choice that refers to nothing on the two Supersets (read-only
         calls, ``promote.check_choices``); ``conflicts`` ``{"*": answer}`` is the answer for
@@ -211,12 +211,17 @@ class MigrationForm(forms.Form):
             data["target"],
             data["dashboards"],
             require_answers=require_answers,
-            titles=titles,
+            dashboard_rows=rows,
             **choices,
         )
 
     def start(
-        self, owner: Any, choices: dict[str, Any], *, titles: dict[int, str] | None = None
+        self,
+        owner: Any,
+        choices: dict[str, Any],
+        *,
+        titles: dict[int, str] | None = None,
+        rows: dict[int, dict[str, Any]] | None = None,
     ) -> Any:
         """Start the migration task: the page, the API and the CLI all start here."""
         from migrator.pipeline import start_migration
@@ -226,10 +231,21 @@ class MigrationForm(forms.Form):
             owner=owner,
             source=data["source"],
             target=data["target"],
-            dashboards=self.dashboard_refs(titles or {}),
+            dashboards=self.dashboard_refs(titles or {}, rows or {}),
             overwrite=data["overwrite"],
             **choices,
         )
 
-    def dashboard_refs(self, titles: dict[int, str]) -> list[dict[str, Any]]:
-        return [{"id": i, "title": titles.get(i, "")} for i in self.cleaned_data["dashboards"]]
+    def dashboard_refs(
+        self, titles: dict[int, str], rows: dict[int, dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """The dashboards as the task keeps them: id and title, and the uuid and slug
+        when the source was read already (the task then reads the target sooner)."""
+        refs = []
+        for i in self.cleaned_data["dashboards"]:
+            row = (rows or {}).get(i) or {}
+            ref = {"id": i, "title": row.get("title") or titles.get(i, "")}
+            if row.get("uuid"):
+                ref |= {"uuid": str(row["uuid"]), "slug": row.get("slug")}
+            refs.append(ref)
+        return refs

@@ -12,7 +12,7 @@ import functools
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
@@ -94,9 +94,19 @@ def _fill_titles(ctx: StepContext, found: dict[int, dict[str, Any]], source: Env
     live.task_changed(ctx.task)
 
 
-def _read_titles(source: Environment, ids: list[int]) -> dict[int, dict[str, Any]]:
+def _read_rows(source: Environment, ids: list[int]) -> dict[int, dict[str, Any]]:
     with sessions.borrow(source) as client:
         return {row["id"]: row for row in client.get_dashboards(ids)}
+
+
+def _early_reads(target: Environment | None, rows: Future) -> dict[str, Any] | None:
+    """The plan's reads of the target that the dashboards' rows (uuids, slugs) allow,
+    made while the source exports; None when they cannot be (the plan reads itself)."""
+    try:
+        found = wait(rows)
+        return promote.early_reads(target, list(found.values())) if target else None
+    except Exception:  # noqa: BLE001 - a head start only: the plan reads (and says) itself
+        return None
 
 
 def export_step(ctx: StepContext) -> None:
@@ -110,30 +120,35 @@ def export_step(ctx: StepContext) -> None:
         dashboards=dashboards,
     )
     started = time.monotonic()
+    target = Environment.from_ref(ctx.task.params["target"])
     # In DATA_DIR, as the saved bundle: nothing a source sends is written elsewhere.
     with (
         tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp,
-        ThreadPoolExecutor(max_workers=1) as pool,
+        ThreadPoolExecutor(max_workers=2) as pool,
     ):
-        # Titles are read beside the export, not before it.
-        titles = (
-            pool.submit(contextvars.copy_context().run, _read_titles, source, ids)
-            if any(not d.get("title") for d in dashboards)
-            else None
-        )
+        # Beside the export: the dashboards' rows (titles, uuids), unless the start read
+        # them already, then what the plan reads of the target with them. Each in a copy
+        # of this context (a Cancel stops them too).
+        if all(d.get("title") and d.get("uuid") for d in dashboards):
+            rows: Future = Future()
+            rows.set_result({d["id"]: d for d in dashboards})
+        else:
+            rows = pool.submit(contextvars.copy_context().run, _read_rows, source, ids)
+        early = pool.submit(contextvars.copy_context().run, _early_reads, target, rows)
         try:
             try:
                 with sessions.borrow(source) as client:
                     size = client.export_dashboards(ids, tmp)
             finally:
-                if titles is not None:
+                if any(not d.get("title") for d in dashboards):
                     # An unknown id is said as such, rather than as the export's 404.
-                    _fill_titles(ctx, wait(titles), source)
+                    _fill_titles(ctx, wait(rows), source)
         except SupersetError as exc:
             ctx.log.error(
                 f"Export failed: {exc.message}", environment=source.name, status=exc.status
             )
             raise _failed("source", source, exc) from exc
+        ctx.memo["early_reads"] = wait(early)
         tmp.seek(0)
         try:
             info = inspect_bundle(tmp, promote.limits())
@@ -181,7 +196,9 @@ def plan_step(ctx: StepContext) -> None:
     started = time.monotonic()
     try:
         with default_storage.open(name, "rb") as bundle:
-            plan = promote.plan_bundle(source, target, bundle, ctx.task.params)
+            plan = promote.plan_bundle(
+                source, target, bundle, ctx.task.params, ctx.memo.pop("early_reads", None)
+            )
     except PlanError as exc:
         raise TaskFailed(f"The migration cannot be planned: {exc}") from exc
     except InvalidBundle as exc:  # the saved export (the target's own are SupersetAPIError)
@@ -507,7 +524,11 @@ def start_migration(
         params={
             "source": source.as_ref(),
             "target": target.as_ref(),
-            "dashboards": [{"id": d["id"], "title": d.get("title", "")} for d in dashboards],
+            "dashboards": [
+                {"id": d["id"], "title": d.get("title", "")}
+                | {k: d[k] for k in ("uuid", "slug") if k in d}
+                for d in dashboards
+            ],
             "overwrite": overwrite,
             **({"databases": databases} if databases else {}),
             **({"conflicts": conflicts} if conflicts else {}),

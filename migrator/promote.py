@@ -73,24 +73,41 @@ def parallel(env: Environment, calls: dict[str, Callable[[Any], Any]]) -> dict[s
         return {name: wait(future) for name, future in futures.items()}
 
 
-def read_inventory(
-    env: Environment,
-    bundle: BundleAssets,
-    records: dict[tuple[str, str], tuple[str, str]] | None = None,
-) -> Inventory:
-    """What the target holds for this bundle. Its own export of an asset (to compare
-    contents) is only read when the record of the last migration cannot tell."""
+def early_reads(env: Environment, dashboards: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a plan reads of the target that the source's dashboard rows (their uuids)
+    already allow: read while the source exports. ``read_inventory`` uses it when it
+    covers the bundle's dashboards."""
+    uuids = {str(d["uuid"]) for d in dashboards if d.get("uuid")}
     found = parallel(
         env,
         {
             "databases": lambda c: c.list_databases(),
-            "datasets": _find("dataset", "uuid", _uuids(bundle, "datasets"), DATASET_COLUMNS),
-            "charts": _find("chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS),
-            "dashboards": _find(
-                "dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS
-            ),
+            "dashboards": _find("dashboard", "uuid", uuids, DASHBOARD_COLUMNS),
         },
     )
+    return {"uuids": uuids, **found}
+
+
+def read_inventory(
+    env: Environment,
+    bundle: BundleAssets,
+    records: dict[tuple[str, str], tuple[str, str]] | None = None,
+    early: dict[str, Any] | None = None,
+) -> Inventory:
+    """What the target holds for this bundle. Its own export of an asset (to compare
+    contents) is only read when the record of the last migration cannot tell."""
+    if early and not _uuids(bundle, "dashboards") <= early["uuids"]:
+        early = None  # the dashboards changed between the two reads: read them again
+    reads: dict[str, Callable[[Any], Any]] = {
+        "datasets": _find("dataset", "uuid", _uuids(bundle, "datasets"), DATASET_COLUMNS),
+        "charts": _find("chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS),
+    }
+    if early is None:
+        reads["databases"] = lambda c: c.list_databases()
+        reads["dashboards"] = _find(
+            "dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS
+        )
+    found = {**(early or {}), **parallel(env, reads)}
     # What a uuid did not find may still collide by name: a dataset's table (only one
     # dataset per table and connection), a dashboard's slug (unique, so a dashboard
     # found under the same slug has no twin). Usually nothing is left to ask.
@@ -235,12 +252,16 @@ def choices(
 
 
 def plan_bundle(
-    source: Environment, target: Environment, bundle_file: IO[bytes], params: dict[str, Any]
+    source: Environment,
+    target: Environment,
+    bundle_file: IO[bytes],
+    params: dict[str, Any],
+    early: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The plan for an exported bundle (read-only calls to the target)."""
     bundle = scan(bundle_file, limits())
     chosen = choices(source, target, params, bundle)
-    inventory = read_inventory(target, bundle, chosen.records)
+    inventory = read_inventory(target, bundle, chosen.records, early)
     plan = make_plan(bundle, inventory, chosen)
     plan["target_connections"] = [
         {"id": r["id"], "uuid": r["uuid"], "name": r["name"]} for r in inventory.databases
@@ -267,12 +288,12 @@ def check_choices(
     databases: dict[str, dict[str, Any]],
     conflicts: dict[str, str],
     require_answers: bool = False,
-    titles: dict[int, str] | None = None,
+    dashboard_rows: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, list[str]]:
     """Errors naming each choice that refers to nothing (read-only calls, only for
     what was chosen): a source connection, a target connection, a dashboard. With
     ``require_answers``, also each slug conflict left without an answer. The
-    dashboards' titles, when they were read, are put in ``titles``; ``conflicts``
+    dashboards' rows (title, uuid, slug), when they were read, are put in ``dashboard_rows``; ``conflicts``
     ``{"*": answer}`` becomes that answer for each dashboard chosen, in place."""
     errors: dict[str, list[str]] = {}
     if databases:
@@ -295,8 +316,8 @@ def check_choices(
     if conflicts or require_answers:
         with sessions.borrow(source) as client:
             rows = client.get_dashboards(dashboard_ids)
-        if titles is not None:
-            titles.update({row["id"]: row["title"] or "" for row in rows})
+        if dashboard_rows is not None:
+            dashboard_rows.update({row["id"]: row for row in rows})
         if "*" in conflicts:  # one answer for every dashboard chosen (the CLI's --on-conflict)
             conflicts.update({str(row["uuid"]): conflicts["*"] for row in rows})
             del conflicts["*"]
