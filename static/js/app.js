@@ -519,8 +519,12 @@ var liveOrPoll = (function () {
 
   // After a swap, focus goes where the new content says (data-focus): the
   // "started" message, the form's error, the field asked again.
-  document.addEventListener("htmx:afterSettle", function () {
-    var marked = document.querySelectorAll("[data-focus]");
+  // Once htmx has processed the new content (a form answered before that
+  // would be sent without htmx).
+  htmx.onLoad(function (root) {
+    if (!root.querySelectorAll) return;
+    var marked = Array.prototype.slice.call(root.querySelectorAll("[data-focus]"));
+    if (root.matches && root.matches("[data-focus]")) marked.unshift(root);
     if (!marked.length) return;
     marked.forEach(function (el) { el.removeAttribute("data-focus"); });
     marked[0].focus();
