@@ -8,10 +8,8 @@ runs again without a second export.
 from __future__ import annotations
 
 import contextvars
-import functools
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -24,7 +22,7 @@ from migrator import passwords, promote, rollback, sessions
 from migrator.models import Environment, Promotion
 from migrator.plan import PlanError, display_rows, plan_lines
 from migrator.superset.bundle import inspect_bundle, strip_fields
-from migrator.superset.client import cancellable, wait
+from migrator.superset.client import wait
 from migrator.superset.errors import (
     ImportRejected,
     InvalidBundle,
@@ -62,18 +60,6 @@ def _bad_bundle(source: Environment, exc: InvalidBundle) -> TaskFailed:
     return TaskFailed(
         f"The bundle exported from {source.name} ({source.url}) cannot be used: {exc.message}"
     )
-
-
-def _interruptible(step: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
-    """The step with its Superset calls stopping at a Cancel, even in the middle of a
-    slow answer (the client looks at ``check_cancelled`` about once a second)."""
-
-    @functools.wraps(step)
-    def run(ctx: StepContext) -> None:
-        with cancellable(ctx.check_cancelled):
-            step(ctx)
-
-    return run
 
 
 def _ms(since: float) -> int:
@@ -480,11 +466,11 @@ MIGRATION = engine.register(
         name=KIND,
         label="Migration",
         steps=(
-            engine.Step("export", _interruptible(export_step), repeatable=True),
-            engine.Step("plan", _interruptible(plan_step), repeatable=True),
+            engine.Step("export", sessions.interruptible(export_step), repeatable=True),
+            engine.Step("plan", sessions.interruptible(plan_step), repeatable=True),
             # Superset may have written part of an import when a worker dies.
-            engine.Step("import", _interruptible(import_step), repeatable=False),
-            engine.Step("verify", _interruptible(verify_step), repeatable=True),
+            engine.Step("import", sessions.interruptible(import_step), repeatable=False),
+            engine.Step("verify", sessions.interruptible(verify_step), repeatable=True),
         ),
         summary=summary,
         task_json=task_json,

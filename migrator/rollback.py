@@ -14,6 +14,7 @@ import contextlib
 import tempfile
 from typing import Any
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -73,12 +74,12 @@ def take_backup(target: Environment, plan: dict[str, Any], task: Task) -> dict[s
         exports = []
         with sessions.borrow(target) as client:
             for kind, found in exportable.items():
-                tmp = stack.enter_context(tempfile.TemporaryFile())
+                tmp = stack.enter_context(tempfile.TemporaryFile(dir=settings.DATA_DIR))
                 client.export_assets(kind[:-1], [r["id"] for r in found], tmp)
                 tmp.seek(0)
                 exports.append(tmp)
-        merged = stack.enter_context(tempfile.TemporaryFile())
-        merge_bundles(exports, merged, root=f"backup_task_{task.pk}")
+        merged = stack.enter_context(tempfile.TemporaryFile(dir=settings.DATA_DIR))
+        merge_bundles(exports, merged, root=f"backup_task_{task.pk}", limits=promote.limits())
         size = merged.tell()
         merged.seek(0)
         name = default_storage.save(f"bundles/task-{task.pk}-backup.zip", File(merged))
@@ -284,7 +285,7 @@ def _summary(items: list[dict[str, Any]]) -> dict[str, int]:
 def restore_calls(plan: dict[str, Any], backup_file: Any) -> list[tuple[str, list[str]]]:
     """(resource, bundle paths of the backup) for each import that puts assets back: one
     per type, each with what it refers to (connections, datasets) from the backup too."""
-    backup = scan(backup_file)
+    backup = scan(backup_file, promote.limits())
     by_uuid = {(a.type, a.uuid): a for a in backup.assets}
     calls = []
     for kind in ASSET_TYPES:
@@ -319,7 +320,10 @@ def restore_calls(plan: dict[str, Any], backup_file: Any) -> list[tuple[str, lis
 
 
 def write_restore(backup_name: str, resource: str, paths: list[str], task: Task) -> str:
-    with default_storage.open(backup_name, "rb") as source, tempfile.TemporaryFile() as out:
+    with (
+        default_storage.open(backup_name, "rb") as source,
+        tempfile.TemporaryFile(dir=settings.DATA_DIR) as out,
+    ):
         write_bundle(source, out, BUNDLE_TYPES[resource], paths, lambda path, doc: doc)
         out.seek(0)
         return default_storage.save(f"bundles/task-{task.pk}-restore-{resource}.zip", File(out))
@@ -520,11 +524,11 @@ ROLLBACK = register(
         name=KIND,
         label="Rollback",
         steps=(
-            Step("plan", plan_step, repeatable=True),
+            Step("plan", sessions.interruptible(plan_step), repeatable=True),
             # Each import is by uuid and puts back the same documents: safe to repeat.
-            Step("restore", restore_step, repeatable=True),
-            Step("delete", delete_step, repeatable=True),
-            Step("report", report_step, repeatable=True),
+            Step("restore", sessions.interruptible(restore_step), repeatable=True),
+            Step("delete", sessions.interruptible(delete_step), repeatable=True),
+            Step("report", sessions.interruptible(report_step), repeatable=True),
         ),
         summary=summary,
         task_json=task_json,

@@ -9,12 +9,14 @@ credentials or URL never reuses the old session.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from migrator.superset.client import SupersetClient
+from migrator.superset.client import SupersetClient, cancellable
 from migrator.superset.errors import SupersetAPIError
 
 _MAX_IDLE_PER_KEY = 4
@@ -58,3 +60,16 @@ def borrow(env) -> Iterator[SupersetClient]:
                     client = None
         if client is not None:
             client.close()
+
+
+def interruptible(step: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A task step whose Superset calls stop at a Cancel, even in the middle of a slow
+    answer (the client looks at the step context's ``check_cancelled`` about once a
+    second): how every step of the migration and rollback kinds is registered."""
+
+    @functools.wraps(step)
+    def run(ctx: Any) -> None:
+        with cancellable(ctx.check_cancelled):
+            step(ctx)
+
+    return run
