@@ -22,7 +22,7 @@ from urllib.parse import quote
 import yaml
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from migrator import sessions
 from migrator.models import Environment
@@ -85,9 +85,17 @@ class Answers(BaseModel):
 def parse_answers(request: InputRequest, data: Mapping[str, Any]) -> dict[str, Any]:
     """The one reader of a migration's answers -> {field id: value}: the groups of
     ``Answers`` (a script's JSON, a secrets file) and field ids (the web form, the
-    terminal). Raises ValueError (pydantic's) for a body that is neither."""
+    terminal). Raises ValueError for a body that is neither, naming where, never what
+    was sent (it may be a password)."""
     flat = {k: v for k, v in data.items() if ":" in k}
-    grouped = Answers.model_validate({k: v for k, v in data.items() if ":" not in k})
+    try:
+        grouped = Answers.model_validate({k: v for k, v in data.items() if ":" not in k})
+    except ValidationError as exc:
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise ValueError(where) from None
     answers = kinds.answers_by_field_id(request, flat)
     for group, kind in ANSWER_GROUPS.items():
         answers.update({f"{kind}:{key}": value for key, value in getattr(grouped, group).items()})

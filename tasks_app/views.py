@@ -224,6 +224,11 @@ def task_answer(request: HttpRequest, task_id: int) -> Rendered:
     except engine.AnswerRejected:
         task.refresh_from_db()
         return Rendered(presenter.input_context(task), status=400)
+    except ValueError as exc:  # a body the kind cannot read (never echoes a value)
+        return Rendered(
+            presenter.input_context(task, notice=f"Answers the task cannot read: {exc}"),
+            status=400,
+        )
 
     def to_the_task() -> HttpResponse:
         messages.success(request, f"Task #{task.pk} resumed.")

@@ -229,3 +229,13 @@ def test_answers_accepted_in_an_earlier_round_may_be_sent_again(owner_client, wa
     assert seen[-1] == {"password:databases/warehouse.yaml": "right"}  # only what was asked
     waiting.refresh_from_db()
     assert waiting.status == Status.PENDING
+
+
+def test_a_body_it_cannot_read_is_a_400_that_never_echoes_a_secret(owner_client, waiting):
+    answer = _resume(owner_client, waiting, {"passwords": ["hunter2-secret"]})
+    assert answer.status_code == 400
+    assert "passwords" in answer.json()["detail"]
+    assert "hunter2-secret" not in answer.content.decode()
+    page = owner_client.post(f"/tasks/{waiting.pk}/answer/", {"passwords": "hunter2-secret"})
+    assert page.status_code == 400
+    assert "hunter2-secret" not in page.content.decode()
