@@ -22,7 +22,7 @@ from migrator import passwords, promote, rollback, sessions
 from migrator.models import Environment, Promotion
 from migrator.plan import PlanError, display_rows, plan_lines
 from migrator.superset.bundle import inspect_bundle, strip_fields
-from migrator.superset.client import wait
+from migrator.superset.client import cancellable, wait
 from migrator.superset.errors import (
     ImportRejected,
     InvalidBundle,
@@ -233,6 +233,36 @@ def import_step(ctx: StepContext) -> None:
         return
     _back_up(ctx, target, plan)
     started = time.monotonic()
+    try:
+        _apply(ctx, target, name, imports, calls)
+    except Exception:
+        _record_what_it_left(ctx, target, plan)
+        raise
+    ctx.log.info(f"Imported into {target.name}", environment=target.name, duration_ms=_ms(started))
+
+
+def _record_what_it_left(ctx: StepContext, target: Environment, plan: dict[str, Any]) -> None:
+    """Stopped half-way: what the target shows now for what the plan writes, so that a
+    rollback tells this migration's work from later changes (the verify step records
+    it when the migration ends)."""
+    try:
+        with cancellable(lambda: None):  # a Cancel stopped the import, not this read
+            changed_on = promote.check(target, plan)["changed_on"]
+    except Exception:  # noqa: BLE001 - the failure that brought us here is the news
+        ctx.log.warning("Could not read what the import left on the target.")
+        return
+    promotion = _promotion(ctx.task)
+    promotion.backup = {**(promotion.backup or {}), "written": promote.written(changed_on)}
+    promotion.save(update_fields=["backup", "updated_at"])
+
+
+def _apply(
+    ctx: StepContext,
+    target: Environment,
+    name: str,
+    imports: promote.Imports,
+    calls: list[tuple[str, list[str], bool, str]],
+) -> None:
     for resource, paths, overwrite, what in calls:
         ctx.check_cancelled()
         for attempt in range(promote.MAX_STRIPS + 1):
@@ -282,7 +312,6 @@ def import_step(ctx: StepContext) -> None:
             finally:
                 default_storage.delete(written)
         ctx.log.info(f"{target.name}: {what}", files=len(paths), overwrite=overwrite)
-    ctx.log.info(f"Imported into {target.name}", environment=target.name, duration_ms=_ms(started))
 
 
 def _back_up(ctx: StepContext, target: Environment, plan: dict[str, Any]) -> None:
@@ -318,7 +347,7 @@ def verify_step(ctx: StepContext) -> None:
     changed_on = result.pop("changed_on")
     promote.remember_writes(target, promotion.plan, changed_on, ctx.task)
     # What the target showed right after: a rollback leaves alone what changed since.
-    result["written"] = {f"{kind}/{uuid}": when for (kind, uuid), when in changed_on.items()}
+    result["written"] = promote.written(changed_on)
     promotion.report = result
     promotion.save(update_fields=["report", "updated_at"])
     live.task_changed(ctx.task)
@@ -420,11 +449,13 @@ def details(task: Task) -> dict[str, Any]:
     promotion = Promotion.objects.filter(task=task).first()
     if promotion is None:
         return {"plan": None, "report": None, "backup": None, "rolled_back_by": None}
-    backup = promotion.backup or None
+    backup = promotion.backup or {}
     return {
         "plan": promotion.plan,
         "report": promotion.report,
-        "backup": {"bytes": backup["bytes"], "assets": backup["assets"]} if backup else None,
+        "backup": (
+            {"bytes": backup["bytes"], "assets": backup["assets"]} if backup.get("file") else None
+        ),
         "rolled_back_by": promotion.rolled_back_by_id,
     }
 
@@ -479,6 +510,11 @@ MIGRATION = engine.register(
         answer_key=passwords.answer_key,
         cleanup=cleanup,
         kept_files=kept_files,
+        retry_refused=lambda task: (
+            f"it was rolled back by task #{task.params['rolled_back_by']}; migrate again instead"
+            if task.params.get("rolled_back_by")
+            else ""
+        ),
         answer=passwords.answer,
         details=details,
         page=("migrator/_promotion.html", page_details),

@@ -34,6 +34,7 @@ from migrator.superset.assets import (
 from migrator.superset.bundle import Limits
 from migrator.superset.client import wait
 from migrator.superset.errors import InvalidBundle, SupersetAPIError
+from tasks_app.models import storable
 
 DATASET_COLUMNS = ["id", "uuid", "table_name", "schema", "database.id", "changed_on_utc"]
 CHART_COLUMNS = ["id", "uuid", "slice_name", "changed_on_utc"]
@@ -633,6 +634,11 @@ def _report(
     }
 
 
+def written(changed_on: dict[tuple[str, str], str]) -> dict[str, str]:
+    """``changed_on`` as a rollback reads it: ``{"charts/<uuid>": changed_on}``."""
+    return {f"{kind}/{uuid}": when for (kind, uuid), when in changed_on.items()}
+
+
 def remember_writes(
     target: Environment, plan: dict[str, Any], changed_on: dict[tuple[str, str], str], task: Any
 ) -> None:
@@ -650,7 +656,8 @@ def remember_writes(
                 uuid=uuid,
                 defaults={
                     "source_hash": item["exact"],
-                    "target_changed_on": changed_on[(kind, uuid)],
+                    # Text from the target: what a column of 64 can hold.
+                    "target_changed_on": storable(changed_on[(kind, uuid)])[:64],
                     "task": task,
                 },
             )

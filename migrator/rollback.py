@@ -152,8 +152,10 @@ def plan_rollback(migration: Task) -> dict[str, Any]:
     if target is None:
         raise CannotRollBack("The target environment no longer exists.")
     plan = promotion.plan
-    written = (promotion.report or {}).get("written", {})
+    # What the target showed right after the migration's writes: from its verify step,
+    # or, when it stopped half-way, from the moment it stopped.
     backup = promotion.backup or {}
+    written = (promotion.report or {}).get("written") or backup.get("written") or {}
     backed_up = {(k, r["uuid"]) for k, rows in (backup.get("assets") or {}).items() for r in rows}
     now = _read_target(target, plan)
     items: list[dict[str, Any]] = []
@@ -164,15 +166,18 @@ def plan_rollback(migration: Task) -> dict[str, Any]:
     return {
         "migration": migration.pk,
         "target": {"id": target.pk, "name": target.name},
-        "backup": {"bytes": backup.get("bytes", 0)} if backup else None,
+        "backup": {"bytes": backup["bytes"]} if backup.get("file") else None,
         "assets": items,
         "summary": _summary(items),
     }
 
 
-def _read_target(target: Environment, plan: dict[str, Any]) -> dict[tuple[str, str], dict]:
+def _read_target(
+    target: Environment, plan: dict[str, Any], more: dict[str, set[str]] | None = None
+) -> dict[tuple[str, str], dict]:
     uuids = {
         kind: {promote.expected_uuid(kind, i) for i in plan[kind] if i["action"] != "skip"}
+        | (more or {}).get(kind, set())
         for kind in ("datasets", "charts", "dashboards")
     }
     found = promote.parallel(
@@ -229,7 +234,14 @@ def _step(
         }
     recorded = written.get(f"{kind}/{uuid}")
     changed_on = row.get("changed_on_utc") or ""
-    if kind != "databases" and recorded and changed_on and changed_on != recorded:
+    if kind != "databases" and not recorded:
+        return entry | {
+            "action": "keep",
+            "warning": True,
+            "reason": "no record of what the migration left here (it stopped before "
+            "writing, or before it could read the target back): left as it is",
+        }
+    if kind != "databases" and changed_on != recorded:
         return entry | {
             "action": "keep",
             "warning": True,
@@ -240,11 +252,15 @@ def _step(
         if kind == "databases":
             reason += " unless something else on the target uses it"
         return entry | {"action": "delete", "reason": reason}
-    if (kind, (item.get("target") or {}).get("uuid") or uuid) in backed_up or (
-        kind,
-        uuid,
-    ) in backed_up:
-        return entry | {"action": "restore", "reason": "put back as the backup has it"}
+    # The target's own asset as the backup has it: under its own uuid, which a take
+    # over replaced with the source's.
+    for restore_uuid in ((item.get("target") or {}).get("uuid"), uuid):
+        if restore_uuid and (kind, restore_uuid) in backed_up:
+            return entry | {
+                "action": "restore",
+                "restore_uuid": restore_uuid,
+                "reason": "put back as the backup has it",
+            }
     return entry | {"action": "keep", "warning": True, "reason": "no backup of it: left as it is"}
 
 
@@ -290,9 +306,11 @@ def restore_calls(plan: dict[str, Any], backup_file: Any) -> list[tuple[str, lis
     calls = []
     for kind in ASSET_TYPES:
         wanted = [
-            by_uuid[(kind, i["uuid"])]
+            by_uuid[(kind, _restore_uuid(i))]
             for i in plan["assets"]
-            if i["type"] == kind and i["action"] == "restore" and (kind, i["uuid"]) in by_uuid
+            if i["type"] == kind
+            and i["action"] == "restore"
+            and (kind, _restore_uuid(i)) in by_uuid
         ]
         if not wanted:
             continue
@@ -319,12 +337,18 @@ def restore_calls(plan: dict[str, Any], backup_file: Any) -> list[tuple[str, lis
     return calls
 
 
+def _restore_uuid(item: dict[str, Any]) -> str:
+    return item.get("restore_uuid") or item["uuid"]
+
+
 def write_restore(backup_name: str, resource: str, paths: list[str], task: Task) -> str:
     with (
         default_storage.open(backup_name, "rb") as source,
         tempfile.TemporaryFile(dir=settings.DATA_DIR) as out,
     ):
-        write_bundle(source, out, BUNDLE_TYPES[resource], paths, lambda path, doc: doc)
+        write_bundle(
+            source, out, BUNDLE_TYPES[resource], paths, lambda path, doc: doc, promote.limits()
+        )
         out.seek(0)
         return default_storage.save(f"bundles/task-{task.pk}-restore-{resource}.zip", File(out))
 
@@ -448,12 +472,17 @@ def report_step(ctx: Any) -> None:
     own = _own(ctx.task)
     plan = own.plan
     target = Environment.from_ref(ctx.task.params["target"])
-    now = _read_target(target, Promotion.objects.get(task=_migration(ctx)).plan) if target else {}
+    restored: dict[str, set[str]] = {}
+    for item in plan["assets"]:
+        if item["action"] == "restore":
+            restored.setdefault(item["type"], set()).add(_restore_uuid(item))
+    migration_plan = Promotion.objects.get(task=_migration(ctx)).plan
+    now = _read_target(target, migration_plan, restored) if target else {}
     assets, warnings = [], []
     for item in plan["assets"]:
         if item["action"] == "untouched":
             continue
-        row = now.get((item["type"], item["uuid"]))
+        row = now.get((item["type"], _restore_uuid(item)))
         outcome = OUTCOMES[item["action"]]
         if item["action"] == "delete" and row is not None:
             outcome = "still there"

@@ -51,6 +51,7 @@ __all__ = [
     "IllegalTransition",
     "NeedsInput",
     "NotAwaitingInput",
+    "RetryRefused",
     "RunLost",
     "Step",
     "StepContext",
@@ -82,6 +83,10 @@ def submit(kind: str, *, owner: Any, params: dict[str, Any]) -> Task:
         enqueue(task)
         task_changed.send(sender=Task, task=task, created=True)  # published at commit
     return task
+
+
+class RetryRefused(IllegalTransition):
+    """The task's kind says it must not run again (the sentence says why)."""
 
 
 def can_resume(task: Task) -> bool:
@@ -121,6 +126,10 @@ def cancel(task: Task, *, by: Any = None) -> None:
 def retry(task: Task, *, by: Any = None) -> None:
     """Run a failed or cancelled task again: from its checkpoint when that is
     safe (``can_resume``), otherwise from its first step on a clean checkpoint."""
+    kind = find_kind(task.kind)
+    refused = kind.retry_refused(task) if kind else ""
+    if refused:
+        raise RetryRefused(f"Task #{task.pk} cannot run again: {refused}")
     from_start = not can_resume(task)
     previous = Task(
         pk=task.pk, kind=task.kind, params=task.params, checkpoint=dict(task.checkpoint)

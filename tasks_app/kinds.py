@@ -149,6 +149,9 @@ class TaskKind:
     answer: Callable[[Task, InputRequest, dict[str, Any]], dict[str, str]] = _no_answers
     # Called when a task of this kind is deleted or given up (clean saved files).
     cleanup: Callable[[Task], None] = lambda task: None
+    # Why a failed or cancelled task of this kind must not run again ("" when it may),
+    # e.g. a migration that was rolled back since.
+    retry_refused: Callable[[Task], str] = lambda task: ""
     # What the task keeps on disk, by what it is (``{"backup": bytes}``): purge_tasks
     # says so before deleting.
     kept_files: Callable[[Task], dict[str, int]] = lambda task: {}

@@ -168,6 +168,8 @@ def _act(request: HttpRequest, task_id: int, act: Any, refused: str, done: str) 
     task = task_for_change(request.user, task_id)
     try:
         act(task)
+    except engine.RetryRefused as exc:
+        messages.error(request, str(exc))
     except IllegalTransition:
         status = task.get_status_display().lower()
         messages.error(request, f"Task #{task.pk} is {status}; {refused}.")

@@ -256,3 +256,35 @@ def test_rollback_migration_from_the_terminal(api, app_server, source_admin, emp
     assert f"already rolled back by task #{rollback_id}" in again.stderr
     itself = _manage(app_server, "rollback_migration", str(rollback_id), "--plan")
     assert itself.returncode == 2 and "not a migration" in itself.stderr
+
+
+def test_a_take_over_rolled_back_gives_the_target_its_own_dashboard_back(
+    api, source_admin, empty_target
+):
+    answer = empty_target.post(
+        "/api/v1/dashboard/", json={"dashboard_title": "Target's own", "slug": "sales-overview"}
+    )
+    assert answer.status_code == 201, answer.text
+    (theirs,) = empty_target.dashboards_by_title("Target's own")
+    sales_uuid = source_admin.dashboards_by_title(SALES)[0]["uuid"]
+    try:
+        task = _run(api, _body(source_admin, conflicts={sales_uuid: "take_over"}))
+        assert task["status"] == "SUCCESS", task["error"]
+        assert task["backup"]["assets"]["dashboards"][0]["uuid"] == theirs["uuid"]
+        (taken,) = empty_target.dashboards()
+        assert taken["uuid"] == sales_uuid  # the target's row, under the source's uuid
+
+        undone = _rollback(api, task["id"])
+
+        assert undone["status"] == "SUCCESS", undone["error"]
+        (back,) = empty_target.dashboards()
+        assert (back["uuid"], back["dashboard_title"], back["slug"]) == (
+            theirs["uuid"],
+            "Target's own",
+            "sales-overview",
+        )
+        assert _outcomes(undone)[("dashboards", SALES)] == "restored"
+        assert undone["report"]["warnings"] == []
+    finally:
+        for dashboard in empty_target.dashboards():
+            empty_target.delete_dashboard(dashboard["id"])

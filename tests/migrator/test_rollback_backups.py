@@ -52,3 +52,23 @@ def test_the_backup_goes_with_its_task():
     _purge()
     assert not Task.objects.filter(pk=task.pk).exists()
     assert not default_storage.exists(name)
+
+
+def test_a_rolled_back_migration_does_not_run_again(owner_client, owner):
+    """Its rollback undid it; a retry would rewrite the target with no backup to undo it."""
+    task = Task.objects.create(
+        kind="migration",
+        owner=owner,
+        status=Status.FAILED,
+        params={
+            "source": {"id": 1, "name": "dev"},
+            "target": {"id": 2, "name": "prod"},
+            "dashboards": [],
+            "rolled_back_by": 99,
+        },
+    )
+    answer = owner_client.post(f"/api/tasks/{task.pk}/retry")
+    assert answer.status_code == 409
+    assert "rolled back by task #99" in answer.json()["detail"]
+    task.refresh_from_db()
+    assert task.status == Status.FAILED
