@@ -356,7 +356,7 @@ def write_restore(backup_name: str, resource: str, paths: list[str], task: Task)
 def delete_created(client: Any, plan: dict[str, Any], log: Any) -> list[str]:
     """Delete what the migration created, dashboards first; a connection only when no
     dataset on the target uses it any more. Returns what was kept, and why."""
-    kept: list[str] = []
+    kept = _keep_what_the_target_uses(client, plan)
     for kind in ("dashboards", "charts", "datasets"):
         ids = [i["id"] for i in plan["assets"] if i["type"] == kind and i["action"] == "delete"]
         if ids:
@@ -373,6 +373,38 @@ def delete_created(client: Any, plan: dict[str, Any], log: Any) -> list[str]:
             continue
         client.delete_database(item["id"])
         log.info(f"Deleted the connection {item['name']} the migration created.")
+    return kept
+
+
+def _keep_what_the_target_uses(client: Any, plan: dict[str, Any]) -> list[str]:
+    """A created chart on a dashboard of the target's own, or a created dataset under a
+    chart of the target's own (made after the migration), is kept: deleting it would
+    break that work. Read before anything is deleted (two reads)."""
+    deleting = {
+        kind: {i["id"] for i in plan["assets"] if i["type"] == kind and i["action"] == "delete"}
+        for kind in ("dashboards", "charts", "datasets")
+    }
+    used: dict[tuple[str, int], str] = {}
+    if deleting["charts"]:
+        for row in client.find_rows("chart", "id", deleting["charts"], ["id", "dashboards.id"]):
+            others = {d.get("id") for d in row.get("dashboards") or []} - deleting["dashboards"]
+            if others:
+                used[("charts", row["id"])] = f"{len(others)} other dashboard(s) on the target"
+    keeping_charts = {cid for kind, cid in used if kind == "charts"}
+    if deleting["datasets"]:
+        rows = client.find_rows(
+            "chart", "datasource_id", deleting["datasets"], ["id", "datasource_id"]
+        )
+        for row in rows:
+            if row["id"] not in deleting["charts"] or row["id"] in keeping_charts:
+                used.setdefault(("datasets", row["datasource_id"]), "charts on the target")
+    kept = []
+    for item in plan["assets"]:
+        why = used.get((item["type"], item["id"])) if item["action"] == "delete" else None
+        if why:
+            item["action"], item["warning"] = "keep", True
+            item["reason"] = f"{why} use it (made after the migration): left as it is"
+            kept.append(item["name"])
     return kept
 
 

@@ -288,3 +288,30 @@ def test_a_take_over_rolled_back_gives_the_target_its_own_dashboard_back(
     finally:
         for dashboard in empty_target.dashboards():
             empty_target.delete_dashboard(dashboard["id"])
+
+
+def test_a_created_dataset_that_a_chart_of_the_targets_own_uses_is_kept(
+    api, source_admin, empty_target
+):
+    task = _run(api, _body(source_admin))
+    assert task["status"] == "SUCCESS", task["error"]
+    (dataset,) = empty_target.datasets()
+    answer = empty_target.post(
+        "/api/v1/chart/",
+        json={
+            "slice_name": "Made on the target",
+            "viz_type": "table",
+            "datasource_id": dataset["id"],
+            "datasource_type": "table",
+        },
+    )
+    assert answer.status_code == 201, answer.text
+
+    undone = _rollback(api, task["id"])
+
+    assert undone["status"] == "SUCCESS", undone["error"]
+    assert [c["slice_name"] for c in empty_target.charts()] == ["Made on the target"]
+    assert [d["table_name"] for d in empty_target.datasets()] == ["sales"]
+    assert empty_target.dashboards() == []
+    assert _outcomes(undone)[("datasets", "public.sales")] == "kept"
+    assert any("public.sales" in w for w in undone["report"]["warnings"])
