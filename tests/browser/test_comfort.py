@@ -288,8 +288,9 @@ def release(page: Page, held: list) -> None:
         held.pop().continue_()
 
 
-def tab_to(page: Page, target: Locator, limit: int = 80) -> None:
-    """Press Tab until ``target`` has the focus, as a keyboard user does."""
+def tab_to(page: Page, target: Locator, limit: int = 600) -> None:
+    """Press Tab until ``target`` has the focus, as a keyboard user does. The limit
+    allows for a full history and a long picker before it (and one wrap around)."""
     handle = target.element_handle()
     for _ in range(limit):
         if page.evaluate("el => document.activeElement === el", handle):
