@@ -291,9 +291,10 @@ def release(page: Page, held: list) -> None:
 def tab_to(page: Page, target: Locator, limit: int = 600) -> None:
     """Press Tab until ``target`` has the focus, as a keyboard user does. The limit
     allows for a full history and a long picker before it (and one wrap around)."""
-    handle = target.element_handle()
+    # The locator is looked up at each press: a live update may have swapped the
+    # element for a newer copy (a handle taken once would point at the old one).
     for _ in range(limit):
-        if page.evaluate("el => document.activeElement === el", handle):
+        if target.evaluate("el => document.activeElement === el"):
             return
         page.keyboard.press("Tab")
     raise AssertionError(f"Tab never reached {target}")
