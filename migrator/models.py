@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -286,3 +287,8 @@ class Promotion(models.Model):
 
     def __str__(self) -> str:
         return f"Promotion of task #{self.task_id}"
+
+    @classmethod
+    def of(cls, task: Any) -> Promotion:
+        """The plan, report and backup of ``task`` (a migration, or a rollback's own)."""
+        return cls.objects.get_or_create(task=task)[0]

@@ -167,10 +167,6 @@ def _saved_bundle(ctx: StepContext) -> str:
     return name
 
 
-def _promotion(task: Task) -> Promotion:
-    return Promotion.objects.get_or_create(task=task)[0]
-
-
 def plan_step(ctx: StepContext) -> None:
     """Plan against the target (read-only), then ask everything the plan needs at once:
     the secrets of connections it creates or replaces, and what to do about slug
@@ -178,7 +174,7 @@ def plan_step(ctx: StepContext) -> None:
     while it waited, and the answers are part of the choices now."""
     name = _saved_bundle(ctx)
     source, target = _environment(ctx, "source"), _environment(ctx, "target")
-    promotion = _promotion(ctx.task)
+    promotion = Promotion.of(ctx.task)
     started = time.monotonic()
     try:
         with default_storage.open(name, "rb") as bundle:
@@ -221,10 +217,10 @@ def import_step(ctx: StepContext) -> None:
     """Apply the plan: one import per asset type at most, each with only what it changes."""
     name = _saved_bundle(ctx)
     target = _environment(ctx, "target")
-    plan = _promotion(ctx.task).plan
+    plan = Promotion.of(ctx.task).plan
     if plan is None:  # exported again (the saved bundle was gone): plan it again too
         plan_step(ctx)
-        plan = _promotion(ctx.task).plan
+        plan = Promotion.of(ctx.task).plan
     imports = promote.Imports(plan)
     calls = imports.calls()
     ctx.checkpoint["written"] = bool(calls)
@@ -251,7 +247,7 @@ def _record_what_it_left(ctx: StepContext, target: Environment, plan: dict[str, 
     except Exception:  # noqa: BLE001 - the failure that brought us here is the news
         ctx.log.warning("Could not read what the import left on the target.")
         return
-    promotion = _promotion(ctx.task)
+    promotion = Promotion.of(ctx.task)
     promotion.backup = {**(promotion.backup or {}), "written": promote.written(changed_on)}
     promotion.save(update_fields=["backup", "updated_at"])
 
@@ -266,7 +262,7 @@ def _apply(
     for resource, paths, overwrite, what in calls:
         ctx.check_cancelled()
         for attempt in range(promote.MAX_STRIPS + 1):
-            written = promote.write_import(name, resource, paths, imports)
+            written = promote.write_import(name, resource, paths, imports.transform)
             try:
                 with (
                     sessions.borrow(target) as client,
@@ -316,7 +312,7 @@ def _apply(
 
 def _back_up(ctx: StepContext, target: Environment, plan: dict[str, Any]) -> None:
     """Before the first write: the target's own version of what the plan replaces."""
-    promotion = _promotion(ctx.task)
+    promotion = Promotion.of(ctx.task)
     if promotion.backup is not None:
         return
     try:
@@ -339,7 +335,7 @@ def _back_up(ctx: StepContext, target: Environment, plan: dict[str, Any]) -> Non
 def verify_step(ctx: StepContext) -> None:
     """Read the target again and report per asset; a mismatch fails the task."""
     target = _environment(ctx, "target")
-    promotion = _promotion(ctx.task)
+    promotion = Promotion.of(ctx.task)
     try:
         result = promote.check(target, promotion.plan, written=ctx.checkpoint.get("written", True))
     except SupersetError as exc:

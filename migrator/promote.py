@@ -477,8 +477,14 @@ class Imports:
         return calls
 
 
-def write_import(saved_name: str, resource: str, paths: list[str], imports: Imports) -> str:
-    """Write the bundle of one import call next to the saved export; return its name."""
+def write_import(
+    saved_name: str,
+    resource: str,
+    paths: list[str],
+    transform: Callable[[str, dict[str, Any]], dict[str, Any]],
+) -> str:
+    """Write the bundle of one import call next to ``saved_name`` (an export, or a
+    rollback's backup), each document through ``transform``; return its name."""
     with (
         default_storage.open(saved_name, "rb") as source,
         tempfile.TemporaryFile(dir=settings.DATA_DIR) as out,
@@ -488,7 +494,7 @@ def write_import(saved_name: str, resource: str, paths: list[str], imports: Impo
             out,
             BUNDLE_TYPES[resource],
             dict.fromkeys(paths),
-            imports.transform,
+            transform,
             limits(),
         )
         out.seek(0)

@@ -24,10 +24,8 @@ from migrator import promote, sessions
 from migrator.models import Environment, Promotion
 from migrator.superset.assets import (
     ASSET_TYPES,
-    BUNDLE_TYPES,
     merge_bundles,
     scan,
-    write_bundle,
 )
 from migrator.superset.errors import SupersetError
 from tasks_app.kinds import Step, Summary, TaskKind, register
@@ -215,9 +213,7 @@ def _step(
         "id": row["id"] if row else None,
         "migration": item["action"],
     }
-    created = item["action"] in CREATED or (
-        kind == "databases" and item.get("done") and item["action"] == "create"
-    )
+    created = item["action"] in CREATED
     replaced = item["action"] in REPLACED
     if not (created or replaced):
         return entry | {"action": "untouched", "reason": "the migration did not write it"}
@@ -341,18 +337,6 @@ def _restore_uuid(item: dict[str, Any]) -> str:
     return item.get("restore_uuid") or item["uuid"]
 
 
-def write_restore(backup_name: str, resource: str, paths: list[str], task: Task) -> str:
-    with (
-        default_storage.open(backup_name, "rb") as source,
-        tempfile.TemporaryFile(dir=settings.DATA_DIR) as out,
-    ):
-        write_bundle(
-            source, out, BUNDLE_TYPES[resource], paths, lambda path, doc: doc, promote.limits()
-        )
-        out.seek(0)
-        return default_storage.save(f"bundles/task-{task.pk}-restore-{resource}.zip", File(out))
-
-
 def delete_created(client: Any, plan: dict[str, Any], log: Any) -> list[str]:
     """Delete what the migration created, dashboards first; a connection only when no
     dataset on the target uses it any more. Returns what was kept, and why."""
@@ -420,10 +404,6 @@ def _migration(ctx: Any) -> Task:
     return migration
 
 
-def _own(task: Task) -> Promotion:
-    return Promotion.objects.get_or_create(task=task)[0]
-
-
 def plan_step(ctx: Any) -> None:
     from tasks_app.kinds import TaskFailed
 
@@ -434,7 +414,7 @@ def plan_step(ctx: Any) -> None:
         raise TaskFailed(str(exc)) from exc
     except SupersetError as exc:
         raise TaskFailed(f"Reading the target failed: {exc.message}") from exc
-    own = _own(ctx.task)
+    own = Promotion.of(ctx.task)
     own.plan = plan
     own.save(update_fields=["plan", "updated_at"])
     ctx.task.touch()
@@ -450,7 +430,7 @@ def plan_step(ctx: Any) -> None:
 def restore_step(ctx: Any) -> None:
     from tasks_app.kinds import TaskFailed
 
-    plan = _own(ctx.task).plan
+    plan = Promotion.of(ctx.task).plan
     backup = Promotion.objects.get(task=_migration(ctx)).backup or {}
     name = backup.get("file")
     wanted = [i for i in plan["assets"] if i["action"] == "restore"]
@@ -465,7 +445,7 @@ def restore_step(ctx: Any) -> None:
         calls = restore_calls(plan, bundle)
     for resource, paths in calls:
         ctx.check_cancelled()
-        written = write_restore(name, resource, paths, ctx.task)
+        written = promote.write_import(name, resource, paths, lambda path, doc: doc)
         try:
             with sessions.borrow(target) as client, default_storage.open(written, "rb") as f:
                 client.import_assets(resource, f, overwrite=True)
@@ -481,7 +461,7 @@ def restore_step(ctx: Any) -> None:
 def delete_step(ctx: Any) -> None:
     from tasks_app.kinds import TaskFailed
 
-    own = _own(ctx.task)
+    own = Promotion.of(ctx.task)
     plan = own.plan
     if not any(i["action"] == "delete" for i in plan["assets"]):
         return
@@ -501,7 +481,7 @@ OUTCOMES = {"restore": "restored", "delete": "deleted", "keep": "kept", "gone": 
 
 
 def report_step(ctx: Any) -> None:
-    own = _own(ctx.task)
+    own = Promotion.of(ctx.task)
     plan = own.plan
     target = Environment.from_ref(ctx.task.params["target"])
     restored: dict[str, set[str]] = {}
