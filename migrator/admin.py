@@ -21,10 +21,18 @@ class EnvironmentAdmin(admin.ModelAdmin):
     # The admin's form factory names every field it shows; the model's password is not
     # editable (only set_password changes it), the form's own field stands for it.
     exclude = ["password"]
-    list_display = ["name", "url", "username", "provider", "verify_tls", "updated_at"]
+    list_display = [
+        "name",
+        "url",
+        "username",
+        "provider",
+        "verify_tls",
+        "superset_version",
+        "updated_at",
+    ]
     list_filter = ["provider", "verify_tls"]
     search_fields = ["name", "url", "username"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["superset_version", "created_at", "updated_at"]
     actions = ["test_connections"]
 
     # One permission covers seeing, adding, changing and deleting them here

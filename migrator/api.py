@@ -128,6 +128,10 @@ class EnvironmentOut(Schema):
     url: str
     username: str
     provider: str
+    superset_version: str = Field(
+        description="The Superset release the server said it runs when last tested or "
+        "migrated with (e.g. 6.1.0); empty when not known yet."
+    )
 
 
 class EnvironmentIn(Schema):
@@ -163,6 +167,7 @@ class ConnectionTestOut(Schema):
     ok: bool
     reason: str
     message: str
+    version: str = Field("", description="The Superset release, when the server says it.")
 
 
 @envs.get("/environments", response=list[EnvironmentOut], summary="List environments")

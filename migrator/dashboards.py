@@ -6,6 +6,7 @@ from typing import Any
 
 from migrator import sessions
 from migrator.models import Environment, PasswordNotBound
+from migrator.superset import versions
 from migrator.superset.errors import (
     AuthenticationFailed,
     NotASuperset,
@@ -40,6 +41,7 @@ def check_connection(env: Environment) -> dict[str, Any]:
         return {"ok": False, "reason": "password_needed", "message": exc.message}
     try:
         client.test_connection()
+        release = client.release()
     except AuthenticationFailed as exc:
         return {
             "ok": False,
@@ -56,4 +58,19 @@ def check_connection(env: Environment) -> dict[str, Any]:
         return {"ok": False, "reason": "error", "message": exc.message}
     finally:
         client.close()
-    return {"ok": True, "reason": "ok", "message": "Connection OK: logged in to Superset's API."}
+    env.saw_release(release)
+    return {
+        "ok": True,
+        "reason": "ok",
+        "message": f"Connection OK: logged in to {describe_release(release)}'s API.",
+        "version": release or "",
+    }
+
+
+def describe_release(release: str | None) -> str:
+    """How a page names a server's release: "Superset 6.1.0", or why not known."""
+    if not release:
+        return "Superset (it does not say which release)"
+    if versions.family(release) is None:
+        return f"Superset {release} (a release this app was not tested with)"
+    return f"Superset {release}"

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 
 from migrator.fields import EncryptedTextField
+from migrator.superset import versions
 from migrator.superset.bundle import Limits
 from migrator.superset.client import SupersetClient
 from migrator.superset.errors import SupersetError
@@ -74,6 +75,13 @@ class Environment(models.Model):
         "verify TLS certificates",
         default=True,
         help_text="Turn off only for self-signed test servers.",
+    )
+    superset_version = models.CharField(
+        "Superset release",
+        max_length=50,
+        blank=True,
+        editable=False,
+        help_text="As the server said when last tested or migrated with; empty when unknown.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -142,6 +150,18 @@ class Environment(models.Model):
             verify=self.verify_tls and settings.SUPERSET_VERIFY_TLS,
             limits=Limits.from_settings(settings),
         )
+
+    def saw_release(self, version: str | None) -> None:
+        """Remember the release the server said it runs (tests and migrations read it)."""
+        version = version or ""
+        if self.pk and version != self.superset_version:
+            Environment.objects.filter(pk=self.pk).update(superset_version=version)
+        self.superset_version = version
+
+    @property
+    def release_family(self) -> str | None:
+        """``"6.1"`` for 6.1.x; None when unknown or not a release the app knows."""
+        return versions.family(self.superset_version)
 
     @classmethod
     def from_ref(cls, ref: dict) -> Environment | None:

@@ -25,11 +25,23 @@ from django.utils import timezone
 from pydantic import BaseModel, Field, ValidationError
 
 from migrator import sessions
-from migrator.models import Environment
+from migrator.models import Environment, Promotion
 from migrator.plan import databases_needing_secrets, open_conflicts
 from migrator.promote import MAX_STRIPS
-from migrator.superset.bundle import PASSWORD_MASK, BundleInfo, split_uri_password, strip_fields
-from migrator.superset.errors import ConnectionTestFailed, ImportRejected, SupersetError
+from migrator.superset import versions
+from migrator.superset.bundle import (
+    PASSWORD_MASK,
+    BundleInfo,
+    mask_uri,
+    split_uri_password,
+    strip_fields,
+)
+from migrator.superset.errors import (
+    ConnectionTestFailed,
+    ImportRejected,
+    SupersetAPIError,
+    SupersetError,
+)
 from migrator.superset.problems import ImportProblems
 from tasks_app import kinds
 from tasks_app.kinds import field_id
@@ -46,6 +58,12 @@ FIELD_TYPES: dict[str, tuple[str, str, int]] = {
     "conflict": ("A dashboard of the target's own has this slug", "choice", 0),
 }
 # A database's masked tunnel secret (bundle key) -> the field type that asks for it.
+# test_connection's error types that mean "it answered and refused the credentials".
+WRONG_PASSWORD_ERRORS = {
+    "CONNECTION_INVALID_PASSWORD_ERROR",
+    "CONNECTION_ACCESS_DENIED_ERROR",
+    "CONNECTION_INVALID_USERNAME_ERROR",
+}
 SSH_TYPES = {
     "password": "ssh_password",
     "private_key": "ssh_private_key",
@@ -214,14 +232,22 @@ def plan_fields(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _database_bundle(
-    bundle_name: str, key: str, secrets: dict[str, str], *, trial: bool = False
+    bundle_name: str,
+    key: str,
+    secrets: dict[str, str],
+    *,
+    trial: bool = False,
+    release: str | None = None,
 ) -> tuple[bytes, dict]:
     """A ``type: Database`` bundle with this database's secrets inside its YAML, and
-    that YAML (for its uuid and name); a ``trial`` copy under a uuid and name of its own."""
+    that YAML (for its uuid and name); a ``trial`` copy under a uuid and name of its own.
+    Written as the target's ``release`` (a family, when known) takes it."""
     with default_storage.open(bundle_name, "rb") as saved, zipfile.ZipFile(saved) as archive:
         member = next(n for n in archive.namelist() if n.split("/", 1)[-1] == key)
         root = member.split("/", 1)[0]
         document = yaml.safe_load(archive.read(member))
+    if release:
+        document = versions.adapt("databases", document, release)
     if trial:
         document["uuid"] = str(uuid_module.uuid4())
         document["database_name"] = f"{document['database_name']} (checking {document['uuid'][:8]})"
@@ -253,17 +279,20 @@ def _check_database(
     *,
     replace: bool = False,
     trial: bool = False,
+    release: str | None = None,
 ) -> str:
     """Create (or, when ``replace``, overwrite) the database on the target with
     ``secrets`` and test it; '' when right. A ``trial`` copy is deleted either way."""
     if replace:
         # Tested first on a copy of its own (another uuid and name), so a wrong answer
         # never leaves the target's connection replaced.
-        problem = _check_database(client, bundle_name, key, secrets, trial=True)
+        problem = _check_database(client, bundle_name, key, secrets, trial=True, release=release)
         if problem:
             return problem
-    data, document = _database_bundle(bundle_name, key, secrets, trial=trial)
+    data, document = _database_bundle(bundle_name, key, secrets, trial=trial, release=release)
     uuid, name = document["uuid"], document["database_name"]
+    uri_masked = mask_uri(str(document.get("sqlalchemy_uri") or ""))
+    tunnel = bool(document.get("ssh_tunnel"))
     document.clear()  # it holds the secrets
     try:
         for attempt in range(MAX_STRIPS + 1):
@@ -277,8 +306,12 @@ def _check_database(
                 stripped = io.BytesIO()
                 strip_fields(io.BytesIO(data), stripped, exc.problems.unknown_fields)
                 data = stripped.getvalue()
+    except SupersetAPIError as exc:
+        if exc.status == 500 and not tunnel and versions.connects_on_import(release):
+            # 4.1 and 5.0 connect while importing and answer a bare 500 when they cannot.
+            return _why_not_connected(client, uri_masked, release)
+        return f"Superset refused it: {exc.message}"
     except SupersetError as exc:
-        # Superset 4.1 connects while importing and refuses a wrong password here.
         return f"Superset refused it: {exc.message}"
     finally:
         del data
@@ -296,6 +329,33 @@ def _check_database(
     if trial:
         client.delete_database(row["id"])
     return ""
+
+
+def _why_not_connected(client: Any, uri_masked: str, release: str | None) -> str:
+    """Superset (4.1, 5.0) refused a new connection with a bare 500, which it answers when
+    it cannot connect with the password given. Tell a wrong password from a database it
+    cannot reach: ask it to connect with the mask as the password (no secret travels,
+    and a failed test leaves nothing in Superset's action log)."""
+    named = f"Superset {release}" if release else "Superset"
+    tried = (
+        f"{named} refused to create the connection with a bare HTTP 500, as it does when it "
+        "cannot connect while importing"
+    )
+    try:
+        client.test_database_connection(None, uri_masked)
+    except ConnectionTestFailed as exc:
+        if exc.error_type in WRONG_PASSWORD_ERRORS:
+            return (
+                f"Wrong password: {tried}; the database answers and refuses a wrong "
+                "password, so this one is wrong."
+            )
+        return (
+            f"{tried}. Without the password it says: {exc.message} So the database may be "
+            "unreachable from Superset, or the password wrong."
+        )
+    except SupersetError as exc:
+        return f"{tried}; checking why failed too: {exc.message}"
+    return f"{tried}, though the database takes connections without this password."
 
 
 def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str, str]:
@@ -348,13 +408,21 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
         }
 
     names = {f["key"]: f.get("database_name") or f["key"] for f in request.fields}
+    release = (Promotion.of(task).plan or {}).get("release")
     created: list[str] = []
     try:
         with sessions.borrow(target) as client:
             for key, secrets in per_database.items():
                 # Superset's message could quote what it was sent: never show a secret back.
                 problem = redact(
-                    _check_database(client, bundle_name, key, secrets, replace=key in replacing),
+                    _check_database(
+                        client,
+                        bundle_name,
+                        key,
+                        secrets,
+                        replace=key in replacing,
+                        release=release,
+                    ),
                     secrets.values(),
                 )
                 ids = [f"{kind}:{key}" for kind in secrets]

@@ -197,6 +197,7 @@ def plan_step(ctx: StepContext) -> None:
         plan=[line.strip() for line in plan_lines(plan)],
         duration_ms=_ms(started),
     )
+    _log_release(ctx, target, plan)
     promotion.plan = plan
     promotion.save(update_fields=["plan", "updated_at"])
     live.task_changed(ctx.task)
@@ -207,6 +208,22 @@ def plan_step(ctx: StepContext) -> None:
             + "; ".join(sorted({f["question"] for f in fields})),
             {"fields": fields},
         )
+
+
+def _log_release(ctx: StepContext, target: Environment, plan: dict[str, Any]) -> None:
+    """One line per change made for the target's release, and what does not travel."""
+    if plan.get("release"):
+        for line in plan["adapted"]:
+            ctx.log.info(f"For Superset {plan['target_release']} on {target.name}: {line}.")
+    else:
+        said = plan.get("target_release")
+        ctx.log.info(
+            f"{target.name} runs "
+            + (f"Superset {said}, a release" if said else "a Superset release")
+            + " this app does not know: fields it refuses are removed when it names them."
+        )
+    for line in plan.get("not_carried") or []:
+        ctx.log.warning(line)
 
 
 def _counts(summary: dict[str, int]) -> str:
@@ -344,6 +361,8 @@ def verify_step(ctx: StepContext) -> None:
     promote.remember_writes(target, promotion.plan, changed_on, ctx.task)
     # What the target showed right after: a rollback leaves alone what changed since.
     result["written"] = promote.written(changed_on)
+    result["adapted"] = promotion.plan.get("adapted") or []
+    result["not_carried"] = promotion.plan.get("not_carried") or []
     promotion.report = result
     promotion.save(update_fields=["report", "updated_at"])
     live.task_changed(ctx.task)

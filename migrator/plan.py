@@ -21,11 +21,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrator.superset.assets import Asset, BundleAssets
+from migrator.superset.assets import Asset, BundleAssets, same_content
 
 DATABASE_ACTIONS = ("map", "create", "replace")
 CONFLICT_ANSWERS = ("rename", "take_over", "skip")
 IMPORTED_DASHBOARD_ACTIONS = ("create", "update", "rename", "take_over")
+# Actions that write an asset's file on the target.
+WRITES = ("create", "update", "replace", "rename", "take_over")
 PLAN_VERSION = 1
 
 
@@ -51,6 +53,8 @@ class Inventory:
     """Dashboards with a bundle dashboard's uuid or slug: ``{id, uuid, name, slug}``."""
     copies: dict[tuple[str, str], Asset] = field(default_factory=dict)
     """The target's own export of the assets it has by uuid: (type, uuid) -> Asset."""
+    release: str | None = None
+    """The Superset release the target says it runs (``"6.1.0"``), if it says."""
 
     def by_uuid(self, kind: str) -> dict[str, dict[str, Any]]:
         return {row["uuid"]: row for row in getattr(self, kind)}
@@ -126,6 +130,10 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
             f"  {item['type'][:-1]:<9} {item['name'] + onto:<45} {item['action']:<10} "
             f"{item.get('reason', '')}"
         )
+    for line in plan.get("adapted") or []:
+        lines.append(f"  For Superset {plan['release']}: {line}")
+    for line in plan.get("not_carried") or []:
+        lines.append(f"  Not carried: {line}")
     return lines
 
 
@@ -307,7 +315,7 @@ def _existing(
     copy = target.copies.get((kind, target_uuid))
     # References (a chart's dataset, a dataset's connection) are compared by the
     # caller, where they will point on the target.
-    if copy is not None and asset.content == copy.content:
+    if copy is not None and same_content(asset, copy):
         return "unchanged", "identical on the target: not written"
     return _differs(choices, "differs on the target")
 

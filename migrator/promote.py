@@ -22,11 +22,21 @@ from django.core.files.storage import default_storage
 
 from migrator import sessions
 from migrator.models import DatabaseMapping, Environment, PromotedAsset
-from migrator.plan import IMPORTED_DASHBOARD_ACTIONS, Choices, Inventory, make_plan, summary
+from migrator.plan import (
+    IMPORTED_DASHBOARD_ACTIONS,
+    WRITES,
+    Choices,
+    Inventory,
+    make_plan,
+    summary,
+)
+from migrator.superset import versions
 from migrator.superset.assets import (
+    ASSET_TYPES,
     BUNDLE_TYPES,
     Asset,
     BundleAssets,
+    read_documents,
     rewrite_references,
     scan,
     write_bundle,
@@ -84,6 +94,7 @@ def early_reads(env: Environment, dashboards: list[dict[str, Any]]) -> dict[str,
         {
             "databases": lambda c: c.list_databases(),
             "dashboards": _find("dashboard", "uuid", uuids, DASHBOARD_COLUMNS),
+            "release": lambda c: c.release(),
         },
     )
     return {"uuids": uuids, **found}
@@ -104,6 +115,7 @@ def read_inventory(
         "charts": _find("chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS),
     }
     if early is None:
+        reads["release"] = lambda c: c.release()
         reads["databases"] = lambda c: c.list_databases()
         reads["dashboards"] = _find(
             "dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS
@@ -146,6 +158,7 @@ def read_inventory(
             for r in found["charts"]
         ],
         dashboards=_dashboards(found["dashboards"]),
+        release=found.get("release"),
     )
     source = {(a.type, a.uuid): a.exact for a in bundle.assets}
     undecided = {
@@ -267,7 +280,42 @@ def plan_bundle(
     plan["target_connections"] = [
         {"id": r["id"], "uuid": r["uuid"], "name": r["name"]} for r in inventory.databases
     ]
+    target.saw_release(inventory.release)
+    plan["target_release"] = inventory.release or ""
+    plan["release"] = versions.family(inventory.release)
+    plan["themes"] = bundle.others.get("themes", [])
+    bundle_file.seek(0)
+    plan["adapted"] = adaptation(plan, bundle_file)
+    plan["not_carried"] = not_carried(plan)
     return plan
+
+
+def adaptation(plan: dict[str, Any], bundle_file: IO[bytes]) -> list[str]:
+    """What adapting the bundle to the target's release changes in what the plan writes,
+    one line each (nothing when the release is not known: then a refusal tells)."""
+    if not plan.get("release"):
+        return []
+    names = {item["path"]: item["name"] for kind in ASSET_TYPES for item in plan[kind]}
+    written = {
+        item["path"] for kind in ASSET_TYPES for item in plan[kind] if item["action"] in WRITES
+    }
+    paths = written | set(plan["themes"])
+    documents = (
+        (path, names.get(path, path.rsplit("/", 1)[-1]), Imports(plan).transform(path, doc))
+        for path, doc in read_documents(bundle_file, paths, limits())
+    )
+    return versions.adaptation(documents, plan["release"]).lines()
+
+
+def not_carried(plan: dict[str, Any]) -> list[str]:
+    """What no dashboard migration carries, said before anything is written."""
+    created = [db["name"] for db in plan["databases"] if db["action"] in ("create", "replace")]
+    if not created:
+        return []
+    return [
+        f"A connection's encrypted extra (e.g. a service account key) is in no dashboard "
+        f"export: if {', '.join(created)} has one on the source, enter it again on the target."
+    ]
 
 
 def preview(
@@ -406,6 +454,11 @@ class Imports:
             d["uuid"]: d["target_uuid"] for d in plan["datasets"] if d["action"] == "map"
         }
         self.slugs = {d["path"]: d["new_slug"] for d in plan["dashboards"] if d.get("new_slug")}
+        self.release = plan.get("release")
+        # 6.x links a dashboard to its theme when the theme's file is in the bundle.
+        self.themes = (
+            list(plan.get("themes") or []) if versions.keeps_folder("themes", self.release) else []
+        )
 
     def transform(self, path: str, document: dict[str, Any]) -> dict[str, Any]:
         kind = path.split("/", 1)[0]
@@ -416,13 +469,15 @@ class Imports:
                 for k, v in document.items()
                 if k not in ("ssh_tunnel", "masked_encrypted_extra", "encrypted_extra")
             }
-        return rewrite_references(
+        document = rewrite_references(
             kind,
             document,
             databases=self.databases,
             datasets=self.datasets,
             slug=self.slugs.get(path),
         )
+        # As the target's release takes it (plan["adapted"] says what that changes).
+        return versions.adapt(kind, document, self.release) if self.release else document
 
     def _with_parents(self, datasets: Iterable[str], charts: Iterable[str] = ()) -> list[str]:
         charts = [c for c in charts if c in self.paths["charts"]]
@@ -466,9 +521,13 @@ class Imports:
             )
         dashboards = [d for d in plan["dashboards"] if d["action"] in IMPORTED_DASHBOARD_ACTIONS]
         if dashboards:
-            paths = [d["path"] for d in dashboards] + self._with_parents(
-                {u for d in dashboards for u in d["filter_datasets"]},
-                [u for d in dashboards for u in d["charts"]],
+            paths = (
+                [d["path"] for d in dashboards]
+                + self._with_parents(
+                    {u for d in dashboards for u in d["filter_datasets"]},
+                    [u for d in dashboards for u in d["charts"]],
+                )
+                + self.themes
             )
             overwrite = any(d["action"] == "update" for d in dashboards)
             calls.append(

@@ -29,6 +29,7 @@ from migrator.superset.bundle import (
     split_uri_password,
 )
 from migrator.superset.errors import InvalidBundle
+from migrator.superset.versions import normalise_currency, pop_path, versioned_paths
 
 ASSET_TYPES = ("databases", "datasets", "charts", "dashboards")
 # metadata.yaml ``type`` of each importer (``POST /api/v1/<resource>/import/``).
@@ -80,7 +81,10 @@ class Asset:
     exact: str
     """Hash of the document as written (what changed since a previous export)."""
     content: str
-    """Hash without ids and references: equal for the same asset in two Supersets."""
+    """Hash without ids and references: equal for the same asset in two Supersets (of
+    one release; ``versioned`` holds what releases write differently)."""
+    versioned: tuple[tuple[str, str], ...] = ()
+    """(key path, hash of its values) of each key that some release does not know."""
     slug: str | None = None
     schema: str | None = None
     table: str | None = None
@@ -98,6 +102,8 @@ class Asset:
 class BundleAssets:
     root: str
     assets: list[Asset] = field(default_factory=list)
+    others: dict[str, list[str]] = field(default_factory=dict)
+    """Other folders' YAML files (6.x: ``themes``) → their bundle paths."""
 
     def of(self, kind: str) -> list[Asset]:
         return [a for a in self.assets if a.type == kind]
@@ -118,7 +124,22 @@ def scan(
             if kind in ASSET_TYPES and path.endswith((".yaml", ".yml")):
                 document = load_member(archive, info, path, limits)
                 found.assets.append(_asset(kind, path, document))
+            elif "/" in path and path.endswith((".yaml", ".yml")):
+                found.others.setdefault(kind, []).append(path)
         return found
+
+
+def read_documents(
+    source: str | os.PathLike[str] | IO[bytes],
+    paths: Iterable[str],
+    limits: Limits = DEFAULT_LIMITS,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, document) of each of ``paths`` in the bundle, one at a time."""
+    wanted = set(paths)
+    with open_bundle(source, limits) as archive:
+        for path, info in _members(archive)[1]:
+            if path in wanted:
+                yield path, load_member(archive, info, path, limits)
 
 
 def _members(archive: zipfile.ZipFile) -> tuple[str, list[tuple[str, zipfile.ZipInfo]]]:
@@ -135,7 +156,7 @@ def _asset(kind: str, path: str, doc: dict[str, Any]) -> Asset:
     uuid = str(doc.get("uuid") or "")
     if not uuid:
         raise InvalidBundle(f"{path} in the bundle has no uuid.")
-    common = {"type": kind, "path": path, "uuid": uuid, **fingerprints(doc)}
+    common = {"type": kind, "path": path, "uuid": uuid, **fingerprints(doc, kind)}
     if kind == "databases":
         uri = str(doc.get("sqlalchemy_uri") or "")
         tunnel = doc.get("ssh_tunnel") if isinstance(doc.get("ssh_tunnel"), dict) else {}
@@ -202,9 +223,31 @@ def _native_filter_targets(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]
                 yield target
 
 
-def fingerprints(doc: dict[str, Any]) -> dict[str, str]:
+def fingerprints(doc: dict[str, Any], kind: str = "") -> dict[str, Any]:
+    """``exact``: the document as written; ``content``: what two Supersets compare,
+    without ids, references and the keys only some releases write (those are hashed
+    apart, in ``versioned``, and compared only where both copies have them)."""
     exact = {k: v for k, v in doc.items() if k != "version"}
-    return {"exact": _hash(exact), "content": _hash(_without_ids(doc))}
+    comparable = normalise_currency(doc) if kind == "datasets" else doc
+    versioned = []
+    for path in versioned_paths().get(kind, []):
+        comparable, values = pop_path(comparable, path)
+        if values:
+            versioned.append((path, _hash(_without_ids(values))))
+    return {
+        "exact": _hash(exact),
+        "content": _hash(_without_ids(comparable)),
+        "versioned": tuple(versioned),
+    }
+
+
+def same_content(a: Asset, b: Asset) -> bool:
+    """The same asset in two Supersets, whatever their releases: equal content, and
+    equal values of each release-dependent key that both copies have."""
+    if a.content != b.content:
+        return False
+    theirs = dict(b.versioned)
+    return all(theirs[path] == value for path, value in a.versioned if path in theirs)
 
 
 def _hash(value: Any) -> str:

@@ -73,6 +73,8 @@ JSON = "application/json"
 LOGIN_PATH = "/api/v1/security/login"
 REFRESH_PATH = "/api/v1/security/refresh"
 CSRF_PATH = "/api/v1/security/csrf_token/"
+# Served with the app's static files by every release (4.1 to 6.1): {"version": "6.1.0", ...}.
+VERSION_PATH = "/static/version_info.json"
 # Superset's FAB_API_MAX_PAGE_SIZE default; larger page sizes are capped silently.
 MAX_PAGE_SIZE = 100
 DASHBOARD_COLUMNS = ["id", "uuid", "dashboard_title", "slug"]
@@ -550,6 +552,18 @@ class SupersetClient:
         query = {"columns": ["id"], "page": 0, "page_size": 1}
         data = self._get_json(f"/api/v1/dashboard/?q={_q(query)}", "listing dashboards")
         return {"user": self.username, "dashboard_count": data.get("count")}
+
+    def release(self) -> str | None:
+        """The Superset release this server runs (``"6.1.0"``), from the version file it
+        serves with its static files; None when it does not say (a proxy may serve the
+        static files elsewhere): the caller then knows less, and says so."""
+        response = self._api("GET", VERSION_PATH)
+        with response:
+            data = _json_or_none(response) if response.status_code == 200 else None
+        version = data.get("version") if isinstance(data, dict) else None
+        if isinstance(version, str) and re.fullmatch(r"\d+\.\d+(\.\d+)?\S{0,40}", version):
+            return version
+        return None
 
     # --- dashboards ------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 def test_environments_are_listed_without_passwords(owner_client, envs):
     body = owner_client.get("/api/environments").json()
     assert [e["name"] for e in body] == ["dev", "prod"]
-    assert all(set(e) == {"id", "name", "url", "username", "provider"} for e in body)
+    assert all(
+        set(e) == {"id", "name", "url", "username", "provider", "superset_version"} for e in body
+    )
 
 
 def test_it_registers_an_environment(manager_client):
