@@ -228,8 +228,8 @@ def _adapt(
     for key in unknown_keys(release):
         if key.kind == kind:
             document, values = pop_path(document, key.path)
-            if values:
-                removed.append(key.path)
+            if any(v not in (None, "", False, [], {}) for v in values):
+                removed.append(key.path)  # unset values carry nothing: not worth a line
     converted = False
     if kind == "datasets":
         convert = (
