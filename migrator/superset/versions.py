@@ -39,21 +39,36 @@ class Key:
 
 
 KEYS = (
-    Key("databases", "impersonate_user", "5.0", "the connection's 'impersonate user' setting"),
+    Key(
+        "databases",
+        "impersonate_user",
+        "5.0",
+        "the connection's 'impersonate user' setting is not carried",
+    ),
     Key("databases", "configuration_method", "6.1"),
-    Key("databases", "encrypted_extra", "6.0", "the connection's encrypted extra"),
-    Key("databases", "masked_encrypted_extra", "6.1", "the connection's encrypted extra"),
+    Key("databases", "encrypted_extra", "6.0", "the connection's encrypted extra is not carried"),
+    Key(
+        "databases",
+        "masked_encrypted_extra",
+        "6.1",
+        "the connection's encrypted extra is not carried",
+    ),
     Key(
         "dashboards",
         "theme_uuid",
         "6.0",
         "{release} has no themes: the dashboard will use the default theme",
     ),
-    Key("dashboards", "tags", "6.0", "the dashboard's tags"),
-    Key("charts", "tags", "6.0", "the chart's tags"),
-    Key("datasets", "folders", "6.0", "the dataset's folders"),
-    Key("datasets", "currency_code_column", "6.1", "the dataset's currency code column"),
-    Key("datasets", "columns[].datetime_format", "6.1", "the columns' datetime formats"),
+    Key("dashboards", "tags", "6.0", "their tags are not carried"),
+    Key("charts", "tags", "6.0", "their tags are not carried"),
+    Key("datasets", "folders", "6.0", "their folders are not carried"),
+    Key("datasets", "currency_code_column", "6.1", "their currency code column is not carried"),
+    Key(
+        "datasets",
+        "columns[].datetime_format",
+        "6.1",
+        "their columns' datetime formats are not carried",
+    ),
 )
 # metrics[].currency: a JSON string up to 5.0 ('{"symbol": "USD", ...}'), an object since.
 CURRENCY_OBJECT_SINCE = "6.0"
@@ -75,21 +90,20 @@ def family(version: str | None) -> str | None:
     return name if name in FAMILIES else None
 
 
-def _at_least(name: str, since: str) -> bool:
+def at_least(name: str, since: str) -> bool:
+    """Whether family ``name`` is ``since`` or newer."""
     return FAMILIES.index(name) >= FAMILIES.index(since)
 
 
 def connects_on_import(name: str | None) -> bool:
     """Whether a target of family ``name`` (None: unknown, so maybe) refuses a new
     connection it cannot connect to with a bare 500."""
-    return name is None or not _at_least(
-        name, FAMILIES[FAMILIES.index(CONNECTS_ON_IMPORT_UNTIL) + 1]
-    )
+    return name is None or at_least(CONNECTS_ON_IMPORT_UNTIL, name)
 
 
 def unknown_keys(name: str) -> list[Key]:
     """The keys a target of family ``name`` refuses."""
-    return [key for key in KEYS if not _at_least(name, key.since)]
+    return [key for key in KEYS if not at_least(name, key.since)]
 
 
 def versioned_paths() -> dict[str, list[str]]:
@@ -188,13 +202,11 @@ class Adaptation:
             )
             if key.lost:
                 line += f"; {key.lost.format(release=self.release)}"
-                if "{release}" not in key.lost:
-                    line += " is not carried"
             out.append(line)
         if self.currencies:
             how = (
                 "a JSON string"
-                if not _at_least(self.release, CURRENCY_OBJECT_SINCE)
+                if not at_least(self.release, CURRENCY_OBJECT_SINCE)
                 else "an object"
             )
             out.append(
@@ -233,7 +245,7 @@ def _adapt(
     converted = False
     if kind == "datasets":
         convert = (
-            currency_as_object if _at_least(release, CURRENCY_OBJECT_SINCE) else currency_as_string
+            currency_as_object if at_least(release, CURRENCY_OBJECT_SINCE) else currency_as_string
         )
         document, changed = _metrics_currency(document, convert)
         converted = changed > 0
@@ -245,7 +257,7 @@ def adaptation(documents: Iterable[tuple[str, str, dict[str, Any]]], release: st
     result = Adaptation(release=release, removed={}, currencies=[], ignored={})
     for path, name, document in documents:
         kind = path.split("/", 1)[0]
-        if not _at_least(release, FOLDERS_SINCE.get(kind, FAMILIES[0])):
+        if not at_least(release, FOLDERS_SINCE.get(kind, FAMILIES[0])):
             result.ignored[kind] = result.ignored.get(kind, 0) + 1
             continue
         _, removed, converted = _adapt(kind, document, release)
@@ -260,4 +272,4 @@ def keeps_folder(folder: str, release: str | None) -> bool:
     """Whether a target of ``release`` (None: unknown) takes the files of ``folder``."""
     if release is None:
         return True
-    return _at_least(release, FOLDERS_SINCE.get(folder, FAMILIES[0]))
+    return at_least(release, FOLDERS_SINCE.get(folder, FAMILIES[0]))
