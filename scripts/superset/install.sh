@@ -11,7 +11,7 @@
 #   SUPERSET_PYTHON   Python 3.11 interpreter to use (default: python3.11 on PATH,
 #                     then pyenv's 3.11.*)
 #   SUPERSET_VERSION  default 6.1.0; any version with a constraints-<major>.<minor>.txt
-#                     here (6.1.x, 4.1.x). Prints nothing on stdout; the venv is
+#                     here (6.1.x, 6.0.x, 5.0.x, 4.1.x). Prints nothing on stdout; the venv is
 #                     `superset_venv VERSION` below (6.1.0: venv, others: venv-VERSION).
 set -euo pipefail
 

@@ -226,6 +226,8 @@ END $$;
     psql(
         f"""
 BEGIN;
+-- Seeds of several servers share these tables: one at a time (else a duplicate key).
+SELECT pg_advisory_xact_lock(5303001);
 CREATE TABLE IF NOT EXISTS public.sales (
     id integer PRIMARY KEY,
     region text NOT NULL,
@@ -253,6 +255,8 @@ def ensure_secure_postgres() -> None:
     psql(
         f"""
 BEGIN;
+-- Seeds of several servers share these tables: one at a time (else a duplicate key).
+SELECT pg_advisory_xact_lock(5303001);
 CREATE TABLE IF NOT EXISTS public.secure_sales (
     id integer PRIMARY KEY,
     region text NOT NULL,
@@ -277,6 +281,8 @@ COMMIT;
     psql(
         f"""
 BEGIN;
+-- Seeds of several servers share these tables: one at a time (else a duplicate key).
+SELECT pg_advisory_xact_lock(5303001);
 CREATE TABLE IF NOT EXISTS public.warehouse_stock (
     id integer PRIMARY KEY,
     warehouse text NOT NULL,

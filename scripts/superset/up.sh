@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# Start two real Apache Superset servers on loopback for end-to-end tests:
+# Start real Apache Superset servers on loopback for end-to-end tests, by default the
+# 6.1.0 pair:
 #   source  http://127.0.0.1:${SUPERSET_SOURCE_PORT:-8188}
 #   target  http://127.0.0.1:${SUPERSET_TARGET_PORT:-8189}
-# Admin login on both: admin / admin.
+# Admin login on all: admin / admin.
 #
-# Idempotent. Per instance (in parallel): write $SUPERSET_HOME/<name>/superset_config.py
-# (SECRET_KEY generated once and kept in secret_key), and on the first run only
-# `superset db upgrade`, `superset fab create-admin`, `superset init` (marker: .initialized);
-# then start gunicorn in the background (pidfile gunicorn.pid, log server.log) unless the
-# instance already answers GET /health with OK. Waits until both are healthy
-# (SUPERSET_START_TIMEOUT, default 300 s) and prints the log tail on failure.
-# Runs install.sh first (fast no-op when installed). Stop with down.sh.
+# Idempotent. First the Superset versions needed are installed, IN PARALLEL (install.sh
+# per version: a fast no-op when installed, locked per version). Then per instance (in
+# parallel, each under its own lock $SUPERSET_HOME/<name>/up.lock): write
+# $SUPERSET_HOME/<name>/superset_config.py (SECRET_KEY generated once and kept in
+# secret_key), and on the first run only `superset db upgrade`, `superset fab
+# create-admin`, `superset init` (marker: .initialized); then start gunicorn in the
+# background (pidfile gunicorn.pid, log server.log) unless the instance already answers
+# GET /health with OK, and wait until it is healthy (SUPERSET_START_TIMEOUT, default
+# 300 s, from its start); prints the log tail on failure. A second up.sh naming an
+# instance that another up.sh is bringing up waits for it (at most
+# SUPERSET_LOCK_TIMEOUT, default 1500 s) and then finds it healthy: the test runner
+# starts every server once, early, in the background (scripts/test.sh), and the
+# fixtures' own up.sh calls just wait for theirs. Stop with down.sh.
 #
 # Usage: up.sh [NAME:PORT[@VERSION] ...]   (default: source:8188 target:8189; e.g.
 #        `up.sh recorder:8190` starts one more, independent instance, as record_fixtures.py
-#        does; `up.sh target41:8192@4.1.4` one with Superset 4.1.4 from venv-4.1.4)
+#        does; `up.sh target41:8192@4.1.4` one with Superset 4.1.4 from venv-4.1.4;
+#        the test servers of every version: `python -m tests.e2e.superset_servers specs`)
 # VERSION defaults to $SUPERSET_VERSION, else 6.1.0; install.sh runs once per version.
 # An instance directory remembers the version it was initialized with (.initialized):
 # starting it with another version is refused (Superset cannot downgrade its metadata).
@@ -26,6 +34,7 @@ export SUPERSET_HOME="${SUPERSET_HOME:-$REPO/.superset}"
 SOURCE_PORT="${SUPERSET_SOURCE_PORT:-8188}"
 TARGET_PORT="${SUPERSET_TARGET_PORT:-8189}"
 TIMEOUT="${SUPERSET_START_TIMEOUT:-300}"
+LOCK_TIMEOUT="${SUPERSET_LOCK_TIMEOUT:-1500}"
 DEFAULT_VERSION="${SUPERSET_VERSION:-6.1.0}"
 
 log() { echo "[superset up] $*" >&2; }
@@ -47,20 +56,25 @@ for spec in "${specs[@]}"; do
     versions+=("${BASH_REMATCH[4]:-$DEFAULT_VERSION}")
 done
 
-# Install each version needed (fast no-op when installed).
+# Install each version needed, in parallel (fast no-op when installed; install.sh locks
+# per version, so a concurrent up.sh waits for the same install instead of repeating it).
+mkdir -p "$SUPERSET_HOME"
+t_install=$(date +%s)
+inst_pids=() inst_versions=()
 for v in $(printf '%s\n' "${versions[@]}" | sort -u); do
-    SUPERSET_VERSION="$v" "$HERE/install.sh"
+    SUPERSET_VERSION="$v" "$HERE/install.sh" & inst_pids+=($!); inst_versions+=("$v")
 done
+failed=()
+for i in "${!inst_pids[@]}"; do
+    wait "${inst_pids[$i]}" || failed+=("${inst_versions[$i]}")
+done
+if (( ${#failed[@]} )); then
+    log "ERROR: install.sh failed for Superset ${failed[*]} (its error is above)"
+    exit 1
+fi
+(( $(date +%s) - t_install < 2 )) || log "installs done in $(( $(date +%s) - t_install )) s"
 # Any installed venv's python does for the health checks.
 PY="$(venv_for "${versions[0]}")/bin/python"
-
-# One up.sh at a time per SUPERSET_HOME (parallel test runners): two runs must not both
-# migrate one SQLite file or start two gunicorns for one instance. fd 9 is closed for
-# the servers, so they do not keep holding the lock.
-exec 9>"$SUPERSET_HOME/up.lock"
-if ! flock -w "$TIMEOUT" 9; then
-    log "ERROR: another up.sh held $SUPERSET_HOME/up.lock for ${TIMEOUT} s"; exit 1
-fi
 
 # healthy PORT -> exit 0 when GET /health answers exactly "OK"
 healthy() {
@@ -115,8 +129,9 @@ RATELIMIT_STORAGE_URI = "memory://"
 # Nothing that needs the network.
 SCARF_ANALYTICS = False
 CONTENT_SECURITY_POLICY_WARNING = False
-# SSH tunnels can be tested (SUPERSET_API.md: both sides need the flag).
-FEATURE_FLAGS = {"SSH_TUNNELING": True}
+# SSH tunnels can be tested (SUPERSET_API.md: both sides need the flag). Dataset folders
+# (6.x; without the flag a PUT of `folders` is 422 "Dataset folders are not enabled").
+FEATURE_FLAGS = {"SSH_TUNNELING": True, "DATASET_FOLDERS": True}
 
 _local = os.path.join(_HERE, "superset_config_local.py")
 if os.path.exists(_local):
@@ -135,12 +150,11 @@ sup() {  # dir venv args...
         SUPERSET_LOAD_EXAMPLES=no "$venv/bin/superset" "$@") >>"$dir/setup.log" 2>&1
 }
 
-# Prepare and start one instance; runs in a background subshell.
+# Prepare and start one instance (called by bring_up, under the instance's lock).
 start_instance() {  # name port version
     local name="$1" port="$2" dir="$SUPERSET_HOME/$1" venv t0
     venv="$(venv_for "$3")"
     t0=$(date +%s)
-    mkdir -p "$dir"
     rm -f "$dir/launch.pid"
     if healthy "$port"; then
         log "$name: already healthy on port $port, leaving it"
@@ -212,21 +226,37 @@ wait_healthy() {  # name port deadline
     log "$name: healthy at http://127.0.0.1:$port"
 }
 
+# One instance, start to healthy, in a background subshell holding the instance's lock
+# (fd 9; closed for gunicorn, so the server does not keep holding it): two up.sh runs
+# (parallel test runners, the test runner's early start and a fixture) must not both
+# migrate one SQLite file or start two gunicorns for one instance.
+bring_up() {  # name port version
+    local name="$1" port="$2" dir="$SUPERSET_HOME/$1" t0
+    mkdir -p "$dir"
+    exec 9>"$dir/up.lock"
+    t0=$(date +%s)
+    if ! flock -n 9; then
+        log "$name: another up.sh is bringing it up; waiting (at most ${LOCK_TIMEOUT} s)"
+        if ! flock -w "$LOCK_TIMEOUT" 9; then
+            log "$name: ERROR: another up.sh held $dir/up.lock for ${LOCK_TIMEOUT} s"; return 1
+        fi
+        if healthy "$port"; then
+            log "$name: healthy at http://127.0.0.1:$port (after waiting $(( $(date +%s) - t0 )) s)"
+            return 0
+        fi
+    fi
+    start_instance "$name" "$port" "$3" || return 1
+    wait_healthy "$name" "$port" $(( $(date +%s) + TIMEOUT ))
+}
+
 t0=$(date +%s)
 rc=0
 pids=()
 for i in "${!names[@]}"; do
-    start_instance "${names[$i]}" "${ports[$i]}" "${versions[$i]}" & pids+=($!)
+    bring_up "${names[$i]}" "${ports[$i]}" "${versions[$i]}" & pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
-(( rc == 0 )) || { log "ERROR: set-up failed"; exit 1; }
-deadline=$(( $(date +%s) + TIMEOUT ))
-pids=()
-for i in "${!names[@]}"; do
-    wait_healthy "${names[$i]}" "${ports[$i]}" "$deadline" & pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p" || rc=1; done
-(( rc == 0 )) || exit 1
+(( rc == 0 )) || { log "ERROR: set-up failed (see above)"; exit 1; }
 summary=""
 for i in "${!names[@]}"; do summary+=" ${names[$i]} http://127.0.0.1:${ports[$i]}"; done
 log "up in $(( $(date +%s) - t0 )) s:$summary"
