@@ -331,6 +331,23 @@ def _check_database(
     return ""
 
 
+def _empty_tunnel_secrets(
+    per_database: dict[str, dict[str, str]], release: str | None
+) -> dict[str, str]:
+    """An empty SSH password or private key is never right: 6.0 would store it as it is
+    (the tunnel then fails later), 6.1 refuses it, 4.1 and 5.0 answer a bare 500."""
+    stored = " Superset 6.0 would store it empty and the tunnel would fail later." * (
+        release == "6.0"
+    )
+    return {
+        f"{kind}:{key}": f"Empty: the SSH tunnel needs its {kind.removeprefix('ssh_').replace('_', ' ')}."
+        + stored
+        for key, secrets in per_database.items()
+        for kind in ("ssh_password", "ssh_private_key")
+        if kind in secrets and not secrets[kind].strip()
+    }
+
+
 def _why_not_connected(client: Any, uri_masked: str, release: str | None) -> str:
     """Superset (4.1, 5.0) refused a new connection with a bare 500, which it answers when
     it cannot connect with the password given. Tell a wrong password from a database it
@@ -394,6 +411,11 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
                 replacing.add(field["key"])
     if not per_database:
         return errors
+    empty = _empty_tunnel_secrets(per_database, (Promotion.of(task).plan or {}).get("release"))
+    if empty:
+        for secrets in per_database.values():
+            secrets.clear()
+        return {**errors, **empty}
 
     target = Environment.from_ref(task.params["target"])
     bundle_name = task.checkpoint.get("bundle")

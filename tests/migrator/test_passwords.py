@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.passwords import can_ask, input_fields
+from migrator.passwords import _empty_tunnel_secrets, _why_not_connected, can_ask, input_fields
 from migrator.superset.bundle import BundleDatabase, BundleInfo
+from migrator.superset.errors import ConnectionTestFailed
 from migrator.superset.problems import parse_import_error
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "superset"
@@ -228,3 +229,44 @@ def test_secrets_travel_inside_the_database_yaml(tmp_path, settings):
     assert db["sqlalchemy_uri"] == "postgresql://t:p%40ss%2Fw%3Ard@10.0.0.5:5432/t"
     assert db["ssh_tunnel"]["private_key"] == "-----KEY-----\n"
     assert db["ssh_tunnel"]["private_key_password"] == ""
+
+
+class _Probe:
+    """A target's test_connection, as 4.1/5.0 answer it (JSON body, HTTP 500)."""
+
+    def __init__(self, error_type: str | None, message: str = "") -> None:
+        self.error_type, self.message, self.sent = error_type, message, []
+
+    def test_database_connection(self, name, uri, **extra):
+        self.sent.append((name, uri))
+        if self.error_type:
+            raise ConnectionTestFailed(self.message, status=500, error_type=self.error_type)
+
+
+MASKED = "postgresql://mig_secure:XXXXXXXXXX@127.0.0.1:5432/mig_public"
+
+
+def test_a_bare_500_is_a_wrong_password_when_the_database_refuses_the_mask():
+    probe = _Probe("CONNECTION_INVALID_PASSWORD_ERROR", "password authentication failed")
+    said = _why_not_connected(probe, MASKED, "5.0")
+    assert said.startswith("Wrong password: Superset 5.0 refused to create the connection")
+    assert probe.sent == [(None, MASKED)]  # the mask, never the answer
+
+
+def test_a_bare_500_from_an_unreachable_database_says_what_was_tried():
+    probe = _Probe("CONNECTION_HOST_DOWN_ERROR", "The host might be down.")
+    said = _why_not_connected(probe, MASKED, "4.1")
+    assert not said.startswith("Wrong password")
+    assert "bare HTTP 500" in said and "The host might be down." in said
+    assert "unreachable" in said
+
+
+def test_an_empty_ssh_password_is_refused_and_said_why_on_60():
+    answers = {
+        "databases/t.yaml": {"ssh_password": " ", "password": "x"},
+        "databases/k.yaml": {"ssh_private_key": "KEY", "ssh_private_key_password": ""},
+    }
+    errors = _empty_tunnel_secrets(answers, "6.0")
+    assert list(errors) == ["ssh_password:databases/t.yaml"]  # an empty passphrase is fine
+    assert "6.0 would store it empty" in errors["ssh_password:databases/t.yaml"]
+    assert "6.0" not in _empty_tunnel_secrets(answers, "6.1")["ssh_password:databases/t.yaml"]
