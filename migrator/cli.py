@@ -347,6 +347,10 @@ class TaskCommand(BaseCommand):
                     f"  {entry['type'][:-1]:<9} {entry['name']:<40} {entry['outcome']}"
                     + (f"  {entry['url']}" if entry.get("url") else "")
                 )
+            for line in promotion.report.get("adapted") or []:
+                self.stdout.write(f"  For the target's Superset release: {line}")
+            for line in promotion.report.get("not_carried") or []:
+                self.stdout.write(f"  Not carried: {line}")
         if status == Status.SUCCESS:
             self.stdout.write(self.style.SUCCESS(f"Task #{task.pk} succeeded."))
             return
