@@ -300,8 +300,9 @@ def adaptation(plan: dict[str, Any], bundle_file: IO[bytes]) -> list[str]:
         item["path"] for kind in ASSET_TYPES for item in plan[kind] if item["action"] in WRITES
     }
     paths = written | set(plan["themes"])
+    imports = Imports(plan)
     documents = (
-        (path, names.get(path, path.rsplit("/", 1)[-1]), Imports(plan).transform(path, doc))
+        (path, names.get(path, path.rsplit("/", 1)[-1]), imports.rewrite(path, doc))
         for path, doc in read_documents(bundle_file, paths, limits())
     )
     return versions.adaptation(documents, plan["release"]).lines()
@@ -461,6 +462,14 @@ class Imports:
         )
 
     def transform(self, path: str, document: dict[str, Any]) -> dict[str, Any]:
+        """A document as this plan writes it: pointed at the target's own assets, and as
+        the target's release takes it (plan["adapted"] says what that changes)."""
+        document = self.rewrite(path, document)
+        kind = path.split("/", 1)[0]
+        return versions.adapt(kind, document, self.release) if self.release else document
+
+    def rewrite(self, path: str, document: dict[str, Any]) -> dict[str, Any]:
+        """A document pointed at the target's own assets (mapped connections, datasets)."""
         kind = path.split("/", 1)[0]
         if kind == "databases" and document.get("uuid") in self.databases:
             # Superset returns the existing connection untouched: its secrets are not needed.
@@ -469,15 +478,13 @@ class Imports:
                 for k, v in document.items()
                 if k not in ("ssh_tunnel", "masked_encrypted_extra", "encrypted_extra")
             }
-        document = rewrite_references(
+        return rewrite_references(
             kind,
             document,
             databases=self.databases,
             datasets=self.datasets,
             slug=self.slugs.get(path),
         )
-        # As the target's release takes it (plan["adapted"] says what that changes).
-        return versions.adapt(kind, document, self.release) if self.release else document
 
     def _with_parents(self, datasets: Iterable[str], charts: Iterable[str] = ()) -> list[str]:
         charts = [c for c in charts if c in self.paths["charts"]]

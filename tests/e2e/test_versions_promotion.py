@@ -1,0 +1,214 @@
+"""End to end: promoting between Superset releases (the servers of
+tests/e2e/superset_servers.VERSION_SERVERS): the release is known before anything is
+written, the bundle is adapted to it up front (one import attempt, each change said),
+a metric currency survives 6.1 → 5.0 → 6.1, mapping works on an older target, an
+unchanged asset stays unchanged across releases, and a rollback works on one.
+
+Adding a release to a test below is adding it to the list it is parametrized with.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.superset_servers import (
+    SECURE_ANALYTICS_DB,
+    SECURE_DASHBOARD_TITLES,
+    SECURE_DATABASE_NAMES,
+    SECURE_SALES_TITLE,
+)
+from tests.e2e.test_promotion import SALES, TARGET_OWN_URI, _actions, _datasets_on, _outcomes
+
+pytestmark = pytest.mark.e2e
+
+DONE = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
+CURRENCY = {"symbol": "USD", "symbolPosition": "prefix"}
+# "Test connection" says the release of each.
+RELEASES = {"4.1": "4.1.4", "5.0": "5.0.0", "6.0": "6.0.0", "6.1": "6.1.0"}
+# Older targets than the source, for what must hold on them.
+MAPPING_TARGETS = ["5.0"]
+UNCHANGED_TARGETS = ["5.0", "6.0"]
+ROLLBACK_TARGETS = ["6.0"]
+
+
+def _migrate(api, source: str, target: str, dashboard_id: int, **extra) -> dict:
+    answer = api.post(
+        "/api/migrations",
+        json={"source": source, "target": target, "dashboards": [dashboard_id], **extra},
+    )
+    assert answer.status_code == 201, answer.text
+    return api.wait_for_status(answer.json()["id"], DONE, timeout=240)
+
+
+def _messages(api, task_id: int) -> list[str]:
+    answer = api.get(f"/api/tasks/{task_id}/logs")
+    assert answer.status_code == 200, answer.text
+    return [e["message"] for e in answer.json()["entries"]]
+
+
+def _one_attempt_each(messages: list[str]) -> None:
+    """Adapted before the first import: no refusal removed afterwards, no second try."""
+    assert not [m for m in messages if "older Superset" in m or "trying once more" in m]
+
+
+def _dashboard_id(admin, title: str) -> int:
+    (dashboard,) = admin.dashboards_by_title(title)
+    return dashboard["id"]
+
+
+def _sales_dataset(admin) -> dict:
+    (dataset,) = admin.dashboard_datasets(_dashboard_id(admin, SALES))
+    return admin.get_json(f"/api/v1/dataset/{dataset['id']}")["result"]
+
+
+def _currencies(admin) -> dict[str, object]:
+    """{metric name: currency as an object} of Sales Overview's dataset."""
+    found = {}
+    for metric in _sales_dataset(admin)["metrics"]:
+        value = metric.get("currency")
+        found[metric["metric_name"]] = json.loads(value) if isinstance(value, str) else value
+    return found
+
+
+def _set_currency(admin, currency: dict | None) -> str:
+    """Give the first metric of Sales Overview's dataset ``currency``; its name."""
+    dataset = _sales_dataset(admin)
+    metrics = [
+        {
+            "id": m["id"],
+            "metric_name": m["metric_name"],
+            "expression": m["expression"],
+            "verbose_name": m.get("verbose_name"),
+            **({"currency": currency} if i == 0 else {}),
+        }
+        for i, m in enumerate(dataset["metrics"])
+    ]
+    answer = admin.request("PUT", f"/api/v1/dataset/{dataset['id']}", json={"metrics": metrics})
+    assert answer.status_code == 200, answer.text
+    return metrics[0]["metric_name"]
+
+
+@pytest.mark.parametrize("family", sorted(RELEASES))
+def test_test_connection_says_the_release_and_the_environment_keeps_it(api, version_env, family):
+    env = version_env(family)
+    (row,) = [e for e in api.get("/api/environments").json() if e["name"] == env.name]
+
+    tested = api.post(f"/api/environments/{row['id']}/test").json()
+
+    assert tested["ok"], tested
+    assert tested["version"] == RELEASES[family]
+    assert f"Superset {RELEASES[family]}" in tested["message"]
+    (row,) = [e for e in api.get("/api/environments").json() if e["name"] == env.name]
+    assert row["superset_version"] == RELEASES[family]
+
+
+def test_a_metric_currency_goes_61_to_50_and_back_to_61(
+    api, source_admin, target_admin, version_env
+):
+    older = version_env("5.0")
+    _set_currency(older.admin, None)  # a run before may have left it there
+    name = _set_currency(source_admin, CURRENCY)
+    try:
+        down = _migrate(
+            api, "source", older.name, _dashboard_id(source_admin, SALES), overwrite=True
+        )
+        assert down["status"] == "SUCCESS", down["error"]
+        assert down["plan"]["target_release"] == "5.0.0"
+        assert any("metric currencies" in line for line in down["plan"]["adapted"]), down["plan"]
+        assert any("metric currencies" in line for line in down["report"]["adapted"])
+        _one_attempt_each(_messages(api, down["id"]))
+        assert _currencies(older.admin)[name] == CURRENCY
+
+        for existing in target_admin.dashboards_by_title(SALES):
+            target_admin.delete_dashboard(existing["id"])
+        up = _migrate(api, older.name, "target", _dashboard_id(older.admin, SALES), overwrite=True)
+        assert up["status"] == "SUCCESS", up["error"]
+        _one_attempt_each(_messages(api, up["id"]))
+        assert _currencies(target_admin)[name] == CURRENCY
+    finally:
+        _set_currency(source_admin, None)
+
+
+@pytest.mark.parametrize("family", UNCHANGED_TARGETS)
+def test_what_is_the_same_on_an_older_target_is_not_rewritten(
+    api, source_admin, version_env, family
+):
+    """6.1 writes keys the older release does not keep: its copy is still the same."""
+    older = version_env(family, "target")
+    dashboard_id = _dashboard_id(source_admin, SALES)
+    first = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+    assert first["status"] == "SUCCESS", first["error"]
+
+    again = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+
+    assert again["status"] == "SUCCESS", again["error"]
+    assert set(_actions(again["plan"]).values()) <= {"unchanged", "map"}, again["plan"]
+
+
+@pytest.mark.parametrize("family", MAPPING_TARGETS)
+def test_an_older_targets_own_connection_is_used_and_never_rewritten(
+    api, source_admin, version_env, family
+):
+    older = version_env(family, "target")
+    older.admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
+    made = older.admin.post(
+        "/api/v1/database/",
+        json={"database_name": SECURE_ANALYTICS_DB, "sqlalchemy_uri": TARGET_OWN_URI},
+    )
+    assert made.status_code == 201, made.text
+    own = older.admin.database_by_name(SECURE_ANALYTICS_DB)
+    try:
+        task = _migrate(api, "source", older.name, _dashboard_id(source_admin, SECURE_SALES_TITLE))
+
+        assert task["status"] == "SUCCESS", task  # no password asked: nothing was created
+        assert _actions(task["plan"])[("databases", SECURE_ANALYTICS_DB)] == "map"
+        assert _outcomes(task)[("databases", SECURE_ANALYTICS_DB)] == "mapped"
+        after = older.admin.database_by_name(SECURE_ANALYTICS_DB)
+        assert after["uuid"] == own["uuid"]
+        uri = older.admin.database_connection(after["id"])["sqlalchemy_uri"]
+        assert uri == TARGET_OWN_URI
+        assert _datasets_on(older.admin)["secure_sales"] == SECURE_ANALYTICS_DB
+        assert task["report"]["warnings"] == []
+    finally:
+        # Back to the seeded state the other tests expect of this server.
+        for dashboard in older.admin.dashboards_by_title(SECURE_SALES_TITLE):
+            older.admin.delete_dashboard(dashboard["id"])
+        for dataset in older.admin.datasets():
+            if dataset.get("table_name") == "secure_sales":
+                older.admin.delete_dataset(dataset["id"])
+        older.admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
+
+
+@pytest.mark.parametrize("family", ROLLBACK_TARGETS)
+def test_a_rollback_on_an_older_target_puts_back_what_it_replaced(
+    api, source_admin, version_env, family
+):
+    older = version_env(family, "target")
+    dashboard_id = _dashboard_id(source_admin, SALES)
+    (chart,) = source_admin.dashboard_charts(dashboard_id)[:1]
+    first = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+    assert first["status"] == "SUCCESS", first["error"]
+    (on_target,) = older.admin.dashboards_by_title(SALES)
+    names = {c["slice_name"] for c in older.admin.dashboard_charts(on_target["id"])}
+    assert chart["slice_name"] in names
+    renamed = f"{chart['slice_name']} (renamed)"
+    source_admin.request("PUT", f"/api/v1/chart/{chart['id']}", json={"slice_name": renamed})
+    try:
+        second = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+        assert second["status"] == "SUCCESS", second["error"]
+        assert renamed in {c["slice_name"] for c in older.admin.dashboard_charts(on_target["id"])}
+
+        answer = api.post(f"/api/tasks/{second['id']}/rollback")
+        assert answer.status_code == 201, answer.text
+        undone = api.wait_for_status(answer.json()["id"], DONE, timeout=240)
+
+        assert undone["status"] == "SUCCESS", undone["error"]
+        assert _outcomes(undone)[("charts", renamed)] == "restored"
+        after = {c["slice_name"] for c in older.admin.dashboard_charts(on_target["id"])}
+        assert after == names
+    finally:
+        source_admin.request(
+            "PUT", f"/api/v1/chart/{chart['id']}", json={"slice_name": chart["slice_name"]}
+        )
