@@ -157,6 +157,13 @@ start_instance() {  # name port version
     t0=$(date +%s)
     rm -f "$dir/launch.pid"
     if healthy "$port"; then
+        if ! pid_alive "$dir/gunicorn.pid"; then
+            # Another checkout's server (another SUPERSET_HOME) on our port: using it would
+            # mix two test runs' data.
+            log "$name: ERROR: port $port answers /health, but not with this instance's" \
+                "gunicorn ($dir/gunicorn.pid): another server holds the port; choose another"
+            return 1
+        fi
         log "$name: already healthy on port $port, leaving it"
         return 0
     fi

@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import pytest
 
 from tests.appserver import AppServer
-from tests.e2e.superset_servers import SupersetAdmin, ensure_servers, seed_source
+from tests.e2e.superset_servers import (
+    SupersetAdmin,
+    ensure_servers,
+    ensure_version_server,
+    seed_source,
+    version_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +52,42 @@ def target_admin(superset) -> SupersetAdmin:
 @pytest.fixture
 def source_admin(superset) -> SupersetAdmin:
     return SupersetAdmin(superset["source"])
+
+
+class VersionEnv(NamedTuple):
+    """A Superset server of one release, registered in the app as environment `name`."""
+
+    name: str
+    url: str
+    admin: SupersetAdmin
+
+
+@pytest.fixture(scope="session")
+def version_env(api) -> Callable[..., VersionEnv]:
+    """version_env("5.0") -> (env name, url, SupersetAdmin): the 5.0 test server
+    (tests/e2e/superset_servers.VERSION_SERVERS), started and seeded (seed.py --secure) if
+    needed and registered in the app under its instance name ("superset50").
+    version_env("6.1", "target") is the 6.1 target ("target"); the role matters only for
+    6.1, whose source and target are two servers."""
+    registered: set[str] = set()
+
+    def get(family: str, role: str = "source") -> VersionEnv:
+        server = version_server(family, role)
+        url = ensure_version_server(family, role)
+        if server.name not in registered:
+            names = {e["name"] for e in api.get("/api/environments").json()}
+            if server.name not in names:
+                answer = api.post(
+                    "/api/environments",
+                    json={
+                        "name": server.name,
+                        "url": url,
+                        "username": "admin",
+                        "password": "admin",
+                    },
+                )
+                assert answer.status_code == 201, answer.text
+            registered.add(server.name)
+        return VersionEnv(server.name, url, SupersetAdmin(url))
+
+    return get

@@ -1,4 +1,6 @@
-"""Real Apache Superset 6.1.0 servers (and one 4.1.4) for end-to-end tests (no Django here).
+"""Real Apache Superset servers for end-to-end tests (no Django here): the 6.1.0
+source/target pair, and one server per other release (VERSION_SERVERS: 4.1.4, 5.0.0,
+6.0.0).
 
     from tests.e2e.superset_servers import ensure_servers, seed_source, SupersetAdmin
 
@@ -11,8 +13,15 @@ The servers are started by scripts/superset/up.sh (install.sh first) and keep ru
 after the tests (state in <repo>/.superset, or $SUPERSET_HOME); stop_servers() or
 scripts/superset/down.sh stops them. Admin login on both: admin / admin.
 
-ensure_superset41() starts a third server, Superset 4.1.4 ("target41", port 8192; stop
-it with `scripts/superset/down.sh target41`).
+Other releases (VERSION_SERVERS; adding one is one line there):
+
+    url = ensure_version_server("5.0")    # "superset50" on 8193, started and seeded once
+    pair = VERSION_SERVERS["6.1"]         # .source / .target: a Server (name, version, url)
+
+ensure_superset41() is ensure_version_server("4.1") ("target41", port 8192). Stop one
+with `scripts/superset/down.sh superset50`. scripts/test.sh starts them all early in the
+background (`up.sh $(python -m tests.e2e.superset_servers specs)`); the fixtures' own
+up.sh calls then find them healthy, or wait for them.
 
 Interactive password resolution (``seed_source(secure=True)``, i.e. seed.py --secure):
 
@@ -33,6 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -123,11 +133,93 @@ class SupersetServersError(RuntimeError):
     pass
 
 
+# --------------------------------------------------------------------------- the servers
+@dataclass(frozen=True)
+class Server:
+    """One test server: instance `name` (state in <SUPERSET_HOME>/<name>) running Superset
+    `version` on 127.0.0.1:$<port_env> (default `default_port`)."""
+
+    name: str
+    version: str
+    port_env: str
+    default_port: int
+    seed: bool = True  # ensure_version_server() seeds it once (seed.py --secure)
+
+    @property
+    def port(self) -> int:
+        return int(os.environ.get(self.port_env) or self.default_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def spec(self) -> str:
+        """The up.sh argument NAME:PORT@VERSION."""
+        return f"{self.name}:{self.port}@{self.version}"
+
+
+@dataclass(frozen=True)
+class VersionServers:
+    """The server(s) of one Superset release family: migrations go from `source` and
+    into `target`. One server plays both, except for 6.1 (the suite's source/target pair)."""
+
+    source: Server
+    target: Server
+
+    @classmethod
+    def one(cls, *args: Any, **kw: Any) -> VersionServers:
+        server = Server(*args, **kw)
+        return cls(server, server)
+
+
+SOURCE = Server("source", "6.1.0", "SUPERSET_SOURCE_PORT", 8188)
+TARGET = Server("target", "6.1.0", "SUPERSET_TARGET_PORT", 8189, seed=False)
+
+# Every Superset release the end-to-end tests run against: family -> its server(s).
+# Adding a version is one line here (plus scripts/superset/constraints-X.Y.txt); the
+# test runner starts them all early (scripts/test.sh: `up.sh $(python -m
+# tests.e2e.superset_servers specs)`). Ports 8190/8191 are the recorder's and
+# test_fixtures_secure's scratch instances.
+VERSION_SERVERS: dict[str, VersionServers] = {
+    "4.1": VersionServers.one("target41", "4.1.4", "SUPERSET41_PORT", 8192),
+    "5.0": VersionServers.one("superset50", "5.0.0", "SUPERSET50_PORT", 8193),
+    "6.0": VersionServers.one("superset60", "6.0.0", "SUPERSET60_PORT", 8194),
+    "6.1": VersionServers(SOURCE, TARGET),
+}
+
+
+def all_servers() -> list[Server]:
+    """Every test server once (the 6.1 pair first)."""
+    out = [SOURCE, TARGET]
+    for pair in VERSION_SERVERS.values():
+        for server in (pair.source, pair.target):
+            if server not in out:
+                out.append(server)
+    return out
+
+
+def version_server(family: str, role: str = "source") -> Server:
+    """The server of `family` ("5.0") that plays `role` ("source" or "target")."""
+    if family not in VERSION_SERVERS:
+        raise SupersetServersError(f"no test server for Superset {family} (VERSION_SERVERS)")
+    if role not in ("source", "target"):
+        raise ValueError(f"role must be 'source' or 'target', not {role!r}")
+    return getattr(VERSION_SERVERS[family], role)
+
+
 def server_urls() -> dict[str, str]:
-    return {
-        "source": f"http://127.0.0.1:{os.environ.get('SUPERSET_SOURCE_PORT', '8188')}",
-        "target": f"http://127.0.0.1:{os.environ.get('SUPERSET_TARGET_PORT', '8189')}",
-    }
+    return {"source": SOURCE.url, "target": TARGET.url}
+
+
+def _early_start_note() -> str:
+    """The tail of the test runner's early background start (scripts/test.sh writes it to
+    $SUPERSET_UP_LOG), to show with a fixture's own failure."""
+    path = os.environ.get("SUPERSET_UP_LOG")
+    if not path or not Path(path).is_file():
+        return ""
+    tail = Path(path).read_text(errors="replace")[-4000:]
+    return f"\n--- the early start of every server (scripts/test.sh, {path}) said:\n{tail}"
 
 
 def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
@@ -138,46 +230,65 @@ def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
         )
     except subprocess.TimeoutExpired as exc:
         raise SupersetServersError(
-            f"{cmd[0]} timed out after {timeout} s:\n{exc.stderr or ''}"
+            f"{cmd[0]} timed out after {timeout} s:\n{exc.stderr or ''}{_early_start_note()}"
         ) from exc
     if proc.returncode != 0:
         raise SupersetServersError(
             f"{' '.join(cmd)} failed (exit {proc.returncode}, "
             f"{time.monotonic() - t0:.0f} s):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+            f"{_early_start_note()}"
         )
     return proc
 
 
-def ensure_servers(timeout: float = 900) -> dict[str, str]:
+# A cold machine installs four Superset versions and initialises five instances at once:
+# the fixtures' up.sh may wait that long for the early start (install and instance locks).
+START_TIMEOUT = 1800
+
+
+def start_servers(servers: Iterable[Server], timeout: float = START_TIMEOUT) -> None:
+    """Install their versions (in parallel) and start them unless healthy (up.sh; when
+    the early start of scripts/test.sh is bringing one up, this waits for it)."""
+    _run(["bash", str(SCRIPTS / "up.sh"), *(s.spec for s in servers)], timeout)
+
+
+def ensure_servers(timeout: float = START_TIMEOUT) -> dict[str, str]:
     """Install Superset if needed and start source + target unless already healthy."""
-    _run(["bash", str(SCRIPTS / "install.sh")], timeout)
-    _run(["bash", str(SCRIPTS / "up.sh")], timeout)
+    start_servers([SOURCE, TARGET], timeout)
     return server_urls()
 
 
-# A Superset 4.1.4 instance beside the 6.1 pair (venv-4.1.4, state in <home>/target41).
-SUPERSET41_VERSION = "4.1.4"
-SUPERSET41_NAME = "target41"
+_SEEDED: dict[str, dict] = {}  # url -> what seed.py --secure printed (this process)
+
+
+def ensure_version_server(family: str, role: str = "source", timeout: float = START_TIMEOUT) -> str:
+    """The URL of `family`'s server for `role`, installed and started if needed and, once
+    per process, seeded with seed.py --secure ("Sales Overview", "Secure Sales", "Two
+    Databases"; not the 6.1 target)."""
+    server = version_server(family, role)
+    start_servers([server], timeout)
+    if server.seed and server.url not in _SEEDED:
+        seed_source(server.url, secure=True)
+    return server.url
+
+
+# Superset 4.1.4 beside the 6.1 pair (venv-4.1.4, state in <home>/target41).
+SUPERSET41_VERSION = VERSION_SERVERS["4.1"].target.version
+SUPERSET41_NAME = VERSION_SERVERS["4.1"].target.name
 
 
 def superset41_url() -> str:
-    return f"http://127.0.0.1:{os.environ.get('SUPERSET41_PORT', '8192')}"
+    return VERSION_SERVERS["4.1"].target.url
 
 
-def ensure_superset41(timeout: float = 900) -> str:
-    """Install Superset 4.1.4 if needed (venv-4.1.4) and start the instance `target41`
-    (port $SUPERSET41_PORT, default 8192) unless already healthy; returns its URL."""
-    url = superset41_url()
-    port = url.rsplit(":", 1)[1]
-    _run(
-        ["bash", str(SCRIPTS / "up.sh"), f"{SUPERSET41_NAME}:{port}@{SUPERSET41_VERSION}"],
-        timeout,
-    )
-    return url
+def ensure_superset41(timeout: float = START_TIMEOUT) -> str:
+    """ensure_version_server("4.1"): Superset 4.1.4 ("target41", port $SUPERSET41_PORT,
+    default 8192), started and seeded; returns its URL."""
+    return ensure_version_server("4.1", "target", timeout)
 
 
-def stop_servers() -> None:
-    _run(["bash", str(SCRIPTS / "down.sh")], 120)
+def stop_servers(servers: Iterable[Server] = (SOURCE, TARGET)) -> None:
+    _run(["bash", str(SCRIPTS / "down.sh"), *(s.name for s in servers)], 120)
 
 
 def ensure_pg_auth(
@@ -198,7 +309,10 @@ def seed_source(url: str | None = None, count: int = 0, secure: bool = False) ->
     if secure:
         cmd.append("--secure")
     proc = _run(cmd, 600)
-    return json.loads(proc.stdout)
+    seeded = json.loads(proc.stdout)
+    if secure:
+        _SEEDED[url] = seeded
+    return seeded
 
 
 class SupersetAdmin:
@@ -641,3 +755,11 @@ def find_secret_everywhere(
     for db in sqlite_dbs:
         hits += _sqlite_hits(Path(db), forms)
     return hits
+
+
+if __name__ == "__main__":
+    # `python -m tests.e2e.superset_servers specs`: the up.sh arguments of every test
+    # server (scripts/test.sh starts them all early, in the background).
+    if sys.argv[1:] != ["specs"]:
+        sys.exit("usage: python -m tests.e2e.superset_servers specs")
+    print(" ".join(s.spec for s in all_servers()))

@@ -2,8 +2,8 @@
 the 6.1 pair: 6.1 → 4.1 (fields 4.1 does not know are stripped), passwords checked by a
 4.1 target (it refuses a wrong one on import), and 4.1 → 6.1.
 
-The 4.1.4 server ("target41", port 8192) is installed and started by the fixture
-(scripts/superset/up.sh target41:8192@4.1.4; venv in <SUPERSET_HOME>/venv-4.1.4).
+The 4.1.4 server ("target41", port 8192) is installed, started and seeded by the
+version_env fixture (superset_servers.VERSION_SERVERS["4.1"]; venv <SUPERSET_HOME>/venv-4.1.4).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from tests.e2e.superset_servers import (
     SECURE_PASSWORD,
     SECURE_SALES_TITLE,
     SupersetAdmin,
-    ensure_superset41,
     seed_source,
 )
 
@@ -29,17 +28,9 @@ DONE = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
 
 
 @pytest.fixture(scope="module")
-def superset41(api) -> str:
+def superset41(version_env) -> str:
     """A running Superset 4.1.4, registered in the app as environment "target41"."""
-    url = ensure_superset41()
-    envs = {e["name"] for e in api.get("/api/environments").json()}
-    if "target41" not in envs:
-        answer = api.post(
-            "/api/environments",
-            json={"name": "target41", "url": url, "username": "admin", "password": "admin"},
-        )
-        assert answer.status_code == 201, answer.text
-    return url
+    return version_env("4.1").url
 
 
 @pytest.fixture
