@@ -299,7 +299,8 @@ def adaptation(plan: dict[str, Any], bundle_file: IO[bytes]) -> list[str]:
     written = {
         item["path"] for kind in ASSET_TYPES for item in plan[kind] if item["action"] in WRITES
     }
-    paths = written | set(plan["themes"])
+    dashboards = any(d["action"] in IMPORTED_DASHBOARD_ACTIONS for d in plan["dashboards"])
+    paths = written | set(plan["themes"] if dashboards else ())
     imports = Imports(plan)
     documents = (
         (path, names.get(path, path.rsplit("/", 1)[-1]), imports.rewrite(path, doc))

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.e2e
 
 DONE = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
 CURRENCY = {"symbol": "USD", "symbolPosition": "prefix"}
+THEME = "Migrator Test Theme"
 # "Test connection" says the release of each.
 RELEASES = {"4.1": "4.1.4", "5.0": "5.0.0", "6.0": "6.0.0", "6.1": "6.1.0"}
 # Older targets than the source, for what must hold on them.
@@ -212,3 +213,38 @@ def test_a_rollback_on_an_older_target_puts_back_what_it_replaced(
         source_admin.request(
             "PUT", f"/api/v1/chart/{chart['id']}", json={"slice_name": chart["slice_name"]}
         )
+
+
+def test_a_theme_travels_to_60_and_going_to_50_is_said_before_anything_is_written(
+    api, source_admin, version_env
+):
+    made = source_admin.post(
+        "/api/v1/theme/",
+        json={"theme_name": THEME, "json_data": json.dumps({"token": {"colorPrimary": "#2f6f4e"}})},
+    )
+    assert made.status_code == 201, made.text
+    dashboard_id = _dashboard_id(source_admin, SALES)
+    put = source_admin.request(
+        "PUT", f"/api/v1/dashboard/{dashboard_id}", json={"theme_id": made.json()["id"]}
+    )
+    assert put.status_code == 200, put.text
+    try:
+        newer = version_env("6.0", "target")
+        task = _migrate(api, "source", newer.name, dashboard_id, overwrite=True)
+        assert task["status"] == "SUCCESS", task["error"]
+        (on_target,) = newer.admin.dashboards_by_title(SALES)
+        detail = newer.admin.get_json(f"/api/v1/dashboard/{on_target['id']}")["result"]
+        assert (detail.get("theme") or {}).get("theme_name") == THEME, detail.get("theme")
+
+        older = version_env("5.0", "target")
+        for existing in older.admin.dashboards_by_title(SALES):  # so that it is written
+            older.admin.delete_dashboard(existing["id"])
+        task = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+        assert task["status"] == "SUCCESS", task["error"]
+        (line,) = [x for x in task["plan"]["adapted"] if "theme_uuid" in x]
+        assert "5.0 has no themes: the dashboard will use the default theme" in line
+        assert line in task["report"]["adapted"]
+        _one_attempt_each(_messages(api, task["id"]))
+    finally:
+        source_admin.request("PUT", f"/api/v1/dashboard/{dashboard_id}", json={"theme_id": None})
+        source_admin.delete(f"/api/v1/theme/{made.json()['id']}")
