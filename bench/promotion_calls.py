@@ -11,11 +11,17 @@ reuses them, so no logins are counted after the first run.
 
 With BENCH_TRACE=1 it also prints each call to Superset with its duration.
 
+    .venv/bin/python bench/promotion_calls.py --target-url http://127.0.0.1:8193 --one
+
+runs it against another target (here the Superset 5.0 test server: 6.1 → 5.0), for one
+dashboard only. The target is emptied first (re-seed a test server afterwards).
+
 It prints numbers; it asserts nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import time
@@ -49,13 +55,21 @@ def _counting_send(self, request, **kwargs):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target-url", help="another target than the 6.1 test target")
+    parser.add_argument("--one", action="store_true", help="only the 1-dashboard case")
+    args = parser.parse_args()
     urls = ensure_servers()
+    if args.target_url:
+        urls["target"] = args.target_url.rstrip("/")
     seeded = seed_source(urls["source"], count=50)
     by_title = {d["dashboard_title"]: d["id"] for d in seeded["dashboards"]}
     cases = {
         "1 dashboard": [by_title["Sales Overview"]],
         "50 dashboards": [by_title[t] for t in sorted(by_title) if t.startswith("Bulk ")][:50],
     }
+    if args.one:
+        del cases["50 dashboards"]
     ports = {urlsplit(urls["source"]).port: "source", urlsplit(urls["target"]).port: "target"}
     with bench_database("bench_calls"):
         from django.contrib.auth.models import User

@@ -92,12 +92,17 @@ def early_reads(env: Environment, dashboards: list[dict[str, Any]]) -> dict[str,
     found = parallel(
         env,
         {
-            "databases": lambda c: c.list_databases(),
+            "databases": _databases_and_release,
             "dashboards": _find("dashboard", "uuid", uuids, DASHBOARD_COLUMNS),
-            "release": lambda c: c.release(),
         },
     )
     return {"uuids": uuids, **found}
+
+
+def _databases_and_release(client: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The target's connections, then its release (a static file: one more call on the
+    same session, rather than a session and a login of its own)."""
+    return client.list_databases(), client.release()
 
 
 def read_inventory(
@@ -115,12 +120,12 @@ def read_inventory(
         "charts": _find("chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS),
     }
     if early is None:
-        reads["release"] = lambda c: c.release()
-        reads["databases"] = lambda c: c.list_databases()
+        reads["databases"] = _databases_and_release
         reads["dashboards"] = _find(
             "dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS
         )
     found = {**(early or {}), **parallel(env, reads)}
+    found["databases"], release = found["databases"]
     # What a uuid did not find may still collide by name: a dataset's table (only one
     # dataset per table and connection), a dashboard's slug (unique, so a dashboard
     # found under the same slug has no twin). Usually nothing is left to ask.
@@ -158,7 +163,7 @@ def read_inventory(
             for r in found["charts"]
         ],
         dashboards=_dashboards(found["dashboards"]),
-        release=found.get("release"),
+        release=release,
     )
     source = {(a.type, a.uuid): a.exact for a in bundle.assets}
     undecided = {
