@@ -985,3 +985,30 @@ def test_it_decodes_quoted_rison_the_way_superset_reads_it(fake, client) -> None
     query = urlsplit(fake.calls_to(DASHBOARDS)[0].request.url).query
     assert "%20" in query and "+" not in query
     assert "value:'ünïcode & more'" in unquote(query)
+
+
+# --- release ---------------------------------------------------------------------------
+
+VERSION_FILE = "/static/version_info.json"
+
+
+@pytest.mark.parametrize("version", ["4.1.4", "5.0.0", "6.0.0", "6.1.0"])
+def test_it_reads_the_release_from_the_version_file(fake, client, version) -> None:
+    fake.login()
+    fake.answer("GET", VERSION_FILE, body={"GIT_SHA": "", "version": version})
+    assert client.release() == version
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (404, HTML_500.replace("500", "404"), "text/html"),
+        (200, "<html>a proxy's page</html>", "text/html"),
+        (200, {"version": "<script>"}, "application/json"),
+        (200, {"GIT_SHA": ""}, "application/json"),
+    ],
+)
+def test_a_release_it_cannot_read_is_unknown(fake, client, status, body, content_type) -> None:
+    fake.login()
+    fake.answer("GET", VERSION_FILE, status=status, body=body, content_type=content_type)
+    assert client.release() is None
