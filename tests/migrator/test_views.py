@@ -172,3 +172,13 @@ def test_saved_mappings_are_listed_and_can_be_forgotten(owner_client, envs):
     mapping = DatabaseMapping.objects.get()
     assert owner_client.post(f"/environments/mappings/{mapping.pk}/delete/").status_code == 302
     assert not DatabaseMapping.objects.exists()
+
+
+def test_the_environment_list_shows_each_servers_release(owner_client, envs):
+    envs[0].saw_release("5.0.0")
+    html = owner_client.get("/environments/").content.decode()
+    assert '<th scope="col">Superset</th>' in html
+    row = html.split('id="env-%d"' % envs[0].pk, 1)[1].split("</tr>", 1)[0]
+    assert "<td>5.0.0</td>" in row
+    other = html.split('id="env-%d"' % envs[1].pk, 1)[1].split("</tr>", 1)[0]
+    assert "<td>—</td>" in other  # not tested yet
