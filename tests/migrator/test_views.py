@@ -178,7 +178,7 @@ def test_the_environment_list_shows_each_servers_release(owner_client, envs):
     envs[0].saw_release("5.0.0")
     html = owner_client.get("/environments/").content.decode()
     assert '<th scope="col">Superset</th>' in html
-    row = html.split('id="env-%d"' % envs[0].pk, 1)[1].split("</tr>", 1)[0]
+    row = html.split(f'id="env-{envs[0].pk}"', 1)[1].split("</tr>", 1)[0]
     assert "<td>5.0.0</td>" in row
-    other = html.split('id="env-%d"' % envs[1].pk, 1)[1].split("</tr>", 1)[0]
+    other = html.split(f'id="env-{envs[1].pk}"', 1)[1].split("</tr>", 1)[0]
     assert "<td>—</td>" in other  # not tested yet
