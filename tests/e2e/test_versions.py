@@ -39,6 +39,7 @@ DIRECTIONS = [
     ("6.0", "6.1"),
     ("6.0", "5.0"),
     ("4.1", "5.0"),
+    ("6.1", "4.1"),
 ]
 
 DONE = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
@@ -47,10 +48,16 @@ WRONG = "wrong-Pass-versions"
 
 def _source_dashboard(admin: SupersetAdmin, url: str) -> dict:
     """The source's "Secure Sales", seeded again when an earlier test (that used this
-    server as a target) removed it or left its database without a working password."""
+    server as a target) removed it, or left its database without a working password or
+    with the password stored in clear (then its export carries it and nothing is asked)."""
     rows = admin.dashboards_by_title(SECURE_SALES_TITLE)
     db = admin.database_by_name(SECURE_ANALYTICS_DB)
-    if len(rows) != 1 or db is None or not admin.database_connection_ok(SECURE_ANALYTICS_DB):
+    if (
+        len(rows) != 1
+        or db is None
+        or SECURE_PASSWORD in json.dumps(admin.database_connection(db["id"]))
+        or not admin.database_connection_ok(SECURE_ANALYTICS_DB)
+    ):
         seed_source(url, secure=True)
         rows = admin.dashboards_by_title(SECURE_SALES_TITLE)
     (row,) = rows
@@ -125,7 +132,8 @@ def test_secure_sales_migrates_with_a_wrong_then_the_right_password(
     assert target.admin.database_connection_ok(SECURE_ANALYTICS_DB)
     # The password is stored as a password: the target never shows it back (4.1.4 keeps a
     # password written into an imported YAML's URI in clear, and exports it so).
-    assert SECURE_PASSWORD not in json.dumps(target.admin.database_connection(db["id"]))
+    shown = SECURE_PASSWORD in json.dumps(target.admin.database_connection(db["id"]))
+    assert not shown, "the target shows the stored password back in /connection (in clear)"
     # Last, so that a direction still shows whether it migrates: the wrong password is
     # told as a wrong password on every target (4.1/5.0 only answer a bare 500).
     assert _says_wrong_password(wrong_message), wrong_message
