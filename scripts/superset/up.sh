@@ -130,7 +130,7 @@ RATELIMIT_STORAGE_URI = "memory://"
 SCARF_ANALYTICS = False
 CONTENT_SECURITY_POLICY_WARNING = False
 # SSH tunnels can be tested (SUPERSET_API.md: both sides need the flag). Dataset folders
-# (6.x; without the flag a PUT of `folders` is 422 "Dataset folders are not enabled").
+# (6.x; without the flag a PUT of "folders" is 422 "Dataset folders are not enabled").
 FEATURE_FLAGS = {"SSH_TUNNELING": True, "DATASET_FOLDERS": True}
 
 _local = os.path.join(_HERE, "superset_config_local.py")
