@@ -15,7 +15,8 @@ PORT ?= 8000
 help:
 	@echo "make run    set up and serve http://$(HOST):$(PORT) (SQLite, one process, workers included)"
 	@echo "make run-scaled  PostgreSQL + Redis, 2 web processes (8001, 8002) and 2 workers"
-	@echo "make test   set up and run the whole test suite (starts two real Superset servers)"
+	@echo "make test   set up and run the whole test suite (starts real Superset 4.1, 5.0, 6.0 and 6.1 servers)"
+	@echo "make superset-up / superset-down   start / stop those Superset test servers"
 	@echo "make lint   ruff check + format check"
 
 python:
@@ -60,11 +61,13 @@ format: $(BIN)/.installed-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-superset-up:
-	bash scripts/superset/install.sh && bash scripts/superset/up.sh
+# Every Superset test server (the 6.1 pair and one per other release, VERSION_SERVERS in
+# tests/e2e/superset_servers.py), installed in parallel and started; stopped again.
+superset-up: $(BIN)/.installed-dev
+	bash scripts/superset/up.sh $$($(BIN)/python -m tests.e2e.superset_servers specs)
 
-superset-down:
-	bash scripts/superset/down.sh
+superset-down: $(BIN)/.installed-dev
+	bash scripts/superset/down.sh $$($(BIN)/python -m tests.e2e.superset_servers names)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

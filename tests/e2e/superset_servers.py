@@ -759,7 +759,9 @@ def find_secret_everywhere(
 
 if __name__ == "__main__":
     # `python -m tests.e2e.superset_servers specs`: the up.sh arguments of every test
-    # server (scripts/test.sh starts them all early, in the background).
-    if sys.argv[1:] != ["specs"]:
-        sys.exit("usage: python -m tests.e2e.superset_servers specs")
-    print(" ".join(s.spec for s in all_servers()))
+    # server (scripts/test.sh starts them all early, in the background); `names`: the
+    # down.sh arguments.
+    if sys.argv[1:] not in (["specs"], ["names"]):
+        sys.exit("usage: python -m tests.e2e.superset_servers specs|names")
+    field = "spec" if sys.argv[1] == "specs" else "name"
+    print(" ".join(getattr(s, field) for s in all_servers()))
