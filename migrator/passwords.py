@@ -238,10 +238,16 @@ def _database_bundle(
     *,
     trial: bool = False,
     release: str | None = None,
+    existing: bool = False,
 ) -> tuple[bytes, dict]:
     """A ``type: Database`` bundle with this database's secrets inside its YAML, and
     that YAML (for its uuid and name); a ``trial`` copy under a uuid and name of its own.
-    Written as the target's ``release`` (a family, when known) takes it."""
+    Written as the target's ``release`` (a family, when known) takes it.
+
+    The password goes in the YAML's ``password`` key, beside the masked URI: every
+    release stores it as a password. Only to change an ``existing`` connection's password
+    does it go into the URI (Superset ignores the key then); 4.1 keeps a URI as it is
+    given, password included, and shows it back, so a new connection never gets one."""
     with default_storage.open(bundle_name, "rb") as saved, zipfile.ZipFile(saved) as archive:
         member = next(n for n in archive.namelist() if n.split("/", 1)[-1] == key)
         root = member.split("/", 1)[0]
@@ -254,7 +260,7 @@ def _database_bundle(
     if "password" in secrets:
         uri = document["sqlalchemy_uri"]
         current, span = split_uri_password(uri)
-        if current == PASSWORD_MASK and span:
+        if existing and current == PASSWORD_MASK and span:
             document["sqlalchemy_uri"] = (
                 uri[: span[0]] + quote(secrets["password"], safe="") + uri[span[1] :]
             )
@@ -289,7 +295,9 @@ def _check_database(
         problem = _check_database(client, bundle_name, key, secrets, trial=True, release=release)
         if problem:
             return problem
-    data, document = _database_bundle(bundle_name, key, secrets, trial=trial, release=release)
+    data, document = _database_bundle(
+        bundle_name, key, secrets, trial=trial, release=release, existing=replace and not trial
+    )
     uuid, name = document["uuid"], document["database_name"]
     uri_masked = mask_uri(str(document.get("sqlalchemy_uri") or ""))
     tunnel = bool(document.get("ssh_tunnel"))

@@ -226,9 +226,18 @@ def test_secrets_travel_inside_the_database_yaml(tmp_path, settings):
         ]
         assert yaml.safe_load(archive.read("export_1/metadata.yaml"))["type"] == "Database"
         db = yaml.safe_load(archive.read("export_1/databases/tunnel.yaml"))
-    assert db["sqlalchemy_uri"] == "postgresql://t:p%40ss%2Fw%3Ard@10.0.0.5:5432/t"
+    # A new connection: the password beside the masked URI (4.1 would keep a URI's in clear).
+    assert db["sqlalchemy_uri"] == "postgresql://t:XXXXXXXXXX@10.0.0.5:5432/t"
+    assert db["password"] == "p@ss/w:rd"
     assert db["ssh_tunnel"]["private_key"] == "-----KEY-----\n"
     assert db["ssh_tunnel"]["private_key_password"] == ""
+
+    # Replacing an existing one: only a password in the URI changes it.
+    data, _ = _database_bundle(name, "databases/tunnel.yaml", {"password": "p@ss"}, existing=True)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        db = yaml.safe_load(archive.read("export_1/databases/tunnel.yaml"))
+    assert db["sqlalchemy_uri"] == "postgresql://t:p%40ss@10.0.0.5:5432/t"
+    assert "password" not in db
 
 
 class _Probe:
