@@ -10,7 +10,6 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 
 from migrator.fields import EncryptedTextField
-from migrator.superset import versions
 from migrator.superset.bundle import Limits
 from migrator.superset.client import SupersetClient
 from migrator.superset.errors import SupersetError
@@ -157,11 +156,6 @@ class Environment(models.Model):
         if self.pk and version != self.superset_version:
             Environment.objects.filter(pk=self.pk).update(superset_version=version)
         self.superset_version = version
-
-    @property
-    def release_family(self) -> str | None:
-        """``"6.1"`` for 6.1.x; None when unknown or not a release the app knows."""
-        return versions.family(self.superset_version)
 
     @classmethod
     def from_ref(cls, ref: dict) -> Environment | None:

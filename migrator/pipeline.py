@@ -223,7 +223,7 @@ def _log_release(ctx: StepContext, target: Environment, plan: dict[str, Any]) ->
             + " this app does not know: fields it refuses are removed when it names them."
         )
     for line in plan.get("not_carried") or []:
-        ctx.log.warning(line)
+        ctx.log.info(f"Not carried: {line}")
 
 
 def _counts(summary: dict[str, int]) -> str:
