@@ -107,42 +107,45 @@ def export_step(ctx: StepContext) -> None:
     )
     started = time.monotonic()
     target = Environment.from_ref(ctx.task.params["target"])
-    # In DATA_DIR, as the saved bundle: nothing a source sends is written elsewhere.
-    with (
-        tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp,
-        ThreadPoolExecutor(max_workers=2) as pool,
-    ):
-        # Beside the export: the dashboards' rows (titles, uuids), unless the start read
-        # them already, then what the plan reads of the target with them. Each in a copy
-        # of this context (a Cancel stops them too).
+    # Beside the export: the dashboards' rows (titles, uuids), unless the start read them
+    # already, then what the plan reads of the target with them. Each in a copy of this
+    # context (a Cancel stops them too). The plan step takes the target's reads as they
+    # come (a Future): it starts its own reads without waiting for them.
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
         if all(d.get("title") and d.get("uuid") for d in dashboards):
             rows: Future = Future()
             rows.set_result({d["id"]: d for d in dashboards})
         else:
             rows = pool.submit(contextvars.copy_context().run, _read_rows, source, ids)
         early = pool.submit(contextvars.copy_context().run, _early_reads, target, rows)
-        try:
+        # In DATA_DIR, as the saved bundle: nothing a source sends is written elsewhere.
+        with tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
             try:
-                with sessions.borrow(source) as client:
-                    size = client.export_dashboards(ids, tmp)
-            finally:
-                if any(not d.get("title") for d in dashboards):
-                    # An unknown id is said as such, rather than as the export's 404.
-                    _fill_titles(ctx, wait(rows), source)
-        except SupersetError as exc:
-            ctx.log.error(
-                f"Export failed: {exc.message}", environment=source.name, status=exc.status
-            )
-            raise _failed("source", source, exc) from exc
-        ctx.memo["early_reads"] = wait(early)
-        tmp.seek(0)
-        try:
-            info = inspect_bundle(tmp, promote.limits())
-        except InvalidBundle as exc:
-            ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
-            raise _bad_bundle(source, exc) from exc
-        tmp.seek(0)
-        name = default_storage.save(f"bundles/task-{ctx.task.pk}.zip", File(tmp))
+                try:
+                    with sessions.borrow(source) as client:
+                        size = client.export_dashboards(ids, tmp)
+                finally:
+                    if any(not d.get("title") for d in dashboards):
+                        # An unknown id is said as such, rather than as the export's 404.
+                        _fill_titles(ctx, wait(rows), source)
+            except SupersetError as exc:
+                ctx.log.error(
+                    f"Export failed: {exc.message}", environment=source.name, status=exc.status
+                )
+                raise _failed("source", source, exc) from exc
+            tmp.seek(0)
+            try:
+                info = inspect_bundle(tmp, promote.limits())
+            except InvalidBundle as exc:
+                ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
+                raise _bad_bundle(source, exc) from exc
+            tmp.seek(0)
+            name = default_storage.save(f"bundles/task-{ctx.task.pk}.zip", File(tmp))
+        ctx.memo["early_reads"] = early
+    finally:
+        # Not waited for: read-only calls that end on their own (the plan waits for them).
+        pool.shutdown(wait=False)
     ctx.checkpoint.update(bundle=name, bundle_size=size, bundle_counts=info.counts)
     # A new export is planned anew.
     Promotion.objects.filter(task=ctx.task).update(plan=None, report=None)
