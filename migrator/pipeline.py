@@ -349,7 +349,8 @@ def verify_step(ctx: StepContext) -> None:
     result["written"] = promote.written(changed_on)
     promotion.report = result
     promotion.save(update_fields=["report", "updated_at"])
-    live.task_changed(ctx.task)
+    # Published with the task's end, moments later (verify is the last step: whatever it
+    # raises, the task then changes status), not as a change of its own.
     for warning in result["warnings"]:
         ctx.log.warning(warning)
     ctx.log.info(
