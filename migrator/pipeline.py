@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import tempfile
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.urls import reverse
 
 from migrator import passwords, promote, rollback, sessions
@@ -30,7 +32,7 @@ from migrator.superset.errors import (
     SupersetError,
 )
 from migrator.superset.problems import ImportProblems
-from tasks_app import engine, live
+from tasks_app import engine, live, worker
 from tasks_app.kinds import (
     AdminAction,
     Cancelled,
@@ -85,14 +87,48 @@ def _read_rows(source: Environment, ids: list[int]) -> dict[int, dict[str, Any]]
         return {row["id"]: row for row in client.get_dashboards(ids)}
 
 
-def _early_reads(target: Environment | None, rows: Future) -> dict[str, Any] | None:
+def _early_reads(
+    target: Environment | None,
+    rows: Future,
+    known: dict[str, Any] | None,
+    records: dict[str, str] | None,
+) -> dict[str, Any] | None:
     """The plan's reads of the target that the dashboards' rows (uuids, slugs) allow,
     made while the source exports; None when they cannot be (the plan reads itself)."""
     try:
         found = wait(rows)
-        return promote.early_reads(target, list(found.values())) if target else None
+        return promote.early_reads(target, list(found.values()), known, records) if target else None
     except Exception:  # noqa: BLE001 - a head start only: the plan reads (and says) itself
         return None
+
+
+# What the start of a migration read of the target (``promote.check_choices``'s
+# ``seen``), kept for the task when a worker of this process takes it at once:
+# {task id: (when, reads)}. Only this fresh: a task that waited for a worker, or that a
+# worker of another process runs, reads the target itself.
+HEAD_START_FRESH = 2.0
+_HEAD_STARTS_KEPT = 16
+_head_starts: dict[int, tuple[float, dict[str, Any]]] = {}
+_head_starts_lock = threading.Lock()
+_clock = time.monotonic
+
+
+def head_start_wanted() -> bool:
+    """Is what a start reads of the target worth keeping for its task?"""
+    return worker.runs_tasks_here()
+
+
+def _keep_head_start(task_id: int, seen: dict[str, Any]) -> None:
+    with _head_starts_lock:
+        _head_starts[task_id] = (_clock(), seen)
+        while len(_head_starts) > _HEAD_STARTS_KEPT:
+            del _head_starts[next(iter(_head_starts))]
+
+
+def _head_start(task_id: int) -> dict[str, Any] | None:
+    with _head_starts_lock:
+        when, seen = _head_starts.pop(task_id, (0.0, None))
+    return seen if seen is not None and _clock() - when <= HEAD_START_FRESH else None
 
 
 def export_step(ctx: StepContext) -> None:
@@ -118,7 +154,21 @@ def export_step(ctx: StepContext) -> None:
             rows.set_result({d["id"]: d for d in dashboards})
         else:
             rows = pool.submit(contextvars.copy_context().run, _read_rows, source, ids)
-        early = pool.submit(contextvars.copy_context().run, _early_reads, target, rows)
+        # Dashboards the target changed since the last migration (or never got from it)
+        # are compared by content: their export from the target starts now too.
+        records = (
+            promote.dashboard_records(target, [d["uuid"] for d in dashboards])
+            if target and all(d.get("uuid") for d in dashboards)
+            else None
+        )
+        early = pool.submit(
+            contextvars.copy_context().run,
+            _early_reads,
+            target,
+            rows,
+            _head_start(ctx.task.pk),
+            records,
+        )
         # In DATA_DIR, as the saved bundle: nothing a source sends is written elsewhere.
         with tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
             try:
@@ -539,6 +589,25 @@ def start_migration(
     overwrite: bool,
     databases: dict[str, dict[str, Any]] | None = None,
     conflicts: dict[str, str] | None = None,
+    seen: dict[str, Any] | None = None,
+) -> Task:
+    """``seen``: what the start read of the target (``promote.check_choices``), a head
+    start for the task when a worker of this process takes it at once."""
+    with transaction.atomic():  # kept before a worker can see the task
+        task = _submit(owner, source, target, dashboards, overwrite, databases, conflicts)
+        if seen:
+            _keep_head_start(task.pk, seen)
+    return task
+
+
+def _submit(
+    owner: Any,
+    source: Environment,
+    target: Environment,
+    dashboards: list[dict],
+    overwrite: bool,
+    databases: dict[str, dict[str, Any]] | None,
+    conflicts: dict[str, str] | None,
 ) -> Task:
     return engine.submit(
         KIND,

@@ -10,6 +10,7 @@ reads the target again and reports per asset.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import tempfile
 from collections.abc import Callable, Iterable
@@ -77,19 +78,59 @@ def parallel(env: Environment, calls: dict[str, Callable[[Any], Any]]) -> dict[s
         return {name: wait(future) for name, future in futures.items()}
 
 
-def early_reads(env: Environment, dashboards: list[dict[str, Any]]) -> dict[str, Any]:
+def early_reads(
+    env: Environment,
+    dashboards: list[dict[str, Any]],
+    known: dict[str, Any] | None = None,
+    records: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """What a plan reads of the target that the source's dashboard rows (their uuids)
     already allow: read while the source exports. ``read_inventory`` uses it when it
-    covers the bundle's dashboards."""
+    covers the bundle's dashboards.
+
+    ``known``: what the start of the migration read of the target moments ago (its
+    ``databases``; its ``dashboards`` found by slug, which are the ones found by uuid
+    when each has its twin among them), not read again. ``records``: the target's
+    ``changed_on`` of each dashboard when the last migration wrote it. A dashboard the
+    target has and changed since (or never got from us) is compared by content whatever
+    the source holds now: its export (``copies``) is read here too."""
     uuids = {str(d["uuid"]) for d in dashboards if d.get("uuid")}
-    found = parallel(
-        env,
-        {
-            "databases": lambda c: c.list_databases(),
-            "dashboards": _find("dashboard", "uuid", uuids, DASHBOARD_COLUMNS),
-        },
+    known = known or {}
+    found: dict[str, Any] = {}
+    if known.get("databases") is not None:
+        found["databases"] = known["databases"]
+    twins = [r for r in known.get("dashboards") or [] if str(r.get("uuid")) in uuids]
+    if uuids and {str(r["uuid"]) for r in twins} == uuids:
+        found["dashboards"] = twins
+    reads: dict[str, Callable[[Any], Any]] = {}
+    if "databases" not in found:
+        reads["databases"] = lambda c: c.list_databases()
+    if "dashboards" not in found:
+        reads["dashboards"] = _find("dashboard", "uuid", uuids, DASHBOARD_COLUMNS)
+    found |= parallel(env, reads) if reads else {}
+    changed = (
+        []
+        if records is None
+        else [
+            row
+            for row in _dashboards(found["dashboards"])
+            if records.get(row["uuid"]) != row["changed_on"]
+        ]
     )
+    if changed:
+        with sessions.borrow(env) as client:
+            found["copies"] = target_copies(client, dashboards=changed, charts=[], datasets=[])
     return {"uuids": uuids, **found}
+
+
+def dashboard_records(target: Environment, uuids: Iterable[str]) -> dict[str, str]:
+    """The target's ``changed_on`` of each of these dashboards when a migration last wrote
+    it (``early_reads``'s ``records``)."""
+    return dict(
+        PromotedAsset.objects.filter(
+            target=target, asset_type="dashboards", uuid__in=list(uuids)
+        ).values_list("uuid", "target_changed_on")
+    )
 
 
 Early = dict[str, Any] | Future | None
@@ -124,13 +165,21 @@ def read_inventory(
             pending["databases"] = start(lambda c: c.list_databases())
             dashboards = _find("dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS)
             ahead = {"dashboards": wait(start(dashboards))}
-        undecided = _undecided(_dashboards(ahead["dashboards"]), "dashboards", source, records)
+        early_copies = ahead.get("copies") or {}
+        undecided = [
+            row
+            for row in _undecided(_dashboards(ahead["dashboards"]), "dashboards", source, records)
+            if ("dashboards", row["uuid"]) not in early_copies
+        ]
         copies = (
             start(lambda c: target_copies(c, dashboards=undecided, charts=[], datasets=[]))
             if undecided
             else None
         )
-        found = {**ahead, **{kind: wait(future) for kind, future in pending.items()}}
+        found = {
+            **{k: v for k, v in ahead.items() if k != "copies"},
+            **{kind: wait(future) for kind, future in pending.items()},
+        }
         # What a uuid did not find may still collide by name: a dataset's table (only one
         # dataset per table and connection), a dashboard's slug (unique, so a dashboard
         # found under the same slug has no twin). Usually nothing is left to ask.
@@ -150,8 +199,7 @@ def read_inventory(
         for kind, future in more.items():
             found[kind] = found[kind] + wait(future)
         inventory = _inventory(found)
-        if copies is not None:
-            inventory.copies = wait(copies)
+        inventory.copies = {**early_copies, **(wait(copies) if copies is not None else {})}
     # Charts and datasets the record cannot tell and the dashboards' export did not carry.
     rest = {
         kind: [
@@ -345,12 +393,15 @@ def check_choices(
     conflicts: dict[str, str],
     require_answers: bool = False,
     dashboard_rows: dict[int, dict[str, Any]] | None = None,
+    seen: dict[str, Any] | None = None,
 ) -> dict[str, list[str]]:
     """Errors naming each choice that refers to nothing (read-only calls, only for
     what was chosen): a source connection, a target connection, a dashboard. With
     ``require_answers``, also each slug conflict left without an answer. The
     dashboards' rows (title, uuid, slug), when they were read, are put in ``dashboard_rows``; ``conflicts``
-    ``{"*": answer}`` becomes that answer for each dashboard chosen, in place."""
+    ``{"*": answer}`` becomes that answer for each dashboard chosen, in place. With
+    ``seen``, what was read of the target is put there for the task (``early_reads``'s
+    ``known``): its dashboards found by slug, and its connections, read meanwhile."""
     errors: dict[str, list[str]] = {}
     if databases:
         with sessions.borrow(source) as client:
@@ -370,39 +421,66 @@ def check_choices(
                         f"The target has no connection {ref!r}."
                     )
     if conflicts or require_answers:
-        with sessions.borrow(source) as client:
-            rows = client.get_dashboards(dashboard_ids)
-        if dashboard_rows is not None:
-            dashboard_rows.update({row["id"]: row for row in rows})
-        if "*" in conflicts:  # one answer for every dashboard chosen (the CLI's --on-conflict)
-            conflicts.update({str(row["uuid"]): conflicts["*"] for row in rows})
-            del conflicts["*"]
-        known = {str(r.get("uuid")) for r in rows} | {r["slug"] for r in rows if r.get("slug")}
-        for key in conflicts:
-            if key not in known:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # While the source answers: the target is idle.
+            connections = (
+                _starter(pool, target)(lambda c: c.list_databases()) if seen is not None else None
+            )
+            errors |= _check_dashboards(
+                source, target, dashboard_ids, conflicts, require_answers, dashboard_rows, seen
+            )
+            if connections is not None:
+                with contextlib.suppress(Exception):  # a head start only: the task reads
+                    seen["databases"] = wait(connections)
+    return errors
+
+
+def _check_dashboards(
+    source: Environment,
+    target: Environment,
+    dashboard_ids: list[int],
+    conflicts: dict[str, str],
+    require_answers: bool,
+    dashboard_rows: dict[int, dict[str, Any]] | None,
+    seen: dict[str, Any] | None,
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    with sessions.borrow(source) as client:
+        rows = client.get_dashboards(dashboard_ids)
+    if dashboard_rows is not None:
+        dashboard_rows.update({row["id"]: row for row in rows})
+    if "*" in conflicts:  # one answer for every dashboard chosen (the CLI's --on-conflict)
+        conflicts.update({str(row["uuid"]): conflicts["*"] for row in rows})
+        del conflicts["*"]
+    known = {str(r.get("uuid")) for r in rows} | {r["slug"] for r in rows if r.get("slug")}
+    for key in conflicts:
+        if key not in known:
+            errors.setdefault("conflicts", []).append(
+                f"{key!r} is not the uuid or slug of a dashboard chosen."
+            )
+    if require_answers:
+        for row, theirs in _slug_conflicts(target, rows, seen):
+            if not {str(row["uuid"]), row["slug"]} & set(conflicts):
                 errors.setdefault("conflicts", []).append(
-                    f"{key!r} is not the uuid or slug of a dashboard chosen."
+                    f"Dashboard {row['title']!r}: the target already has its own dashboard "
+                    f"{theirs['name']!r} with the slug {row['slug']!r}. Choose rename, "
+                    f"take_over or skip for {row['slug']!r} in `conflicts`."
                 )
-        if require_answers:
-            for row, theirs in _slug_conflicts(target, rows):
-                if not {str(row["uuid"]), row["slug"]} & set(conflicts):
-                    errors.setdefault("conflicts", []).append(
-                        f"Dashboard {row['title']!r}: the target already has its own dashboard "
-                        f"{theirs['name']!r} with the slug {row['slug']!r}. Choose rename, "
-                        f"take_over or skip for {row['slug']!r} in `conflicts`."
-                    )
     return errors
 
 
 def _slug_conflicts(
-    target: Environment, rows: list[dict[str, Any]]
+    target: Environment, rows: list[dict[str, Any]], seen: dict[str, Any] | None = None
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Source dashboards whose slug a dashboard of the target's own (another uuid) has."""
     slugs = {r["slug"] for r in rows if r.get("slug")}
     if not slugs:
         return []
     with sessions.borrow(target) as client:
-        theirs = _dashboards(client.find_rows("dashboard", "slug", slugs, DASHBOARD_COLUMNS))
+        found = client.find_rows("dashboard", "slug", slugs, DASHBOARD_COLUMNS)
+    if seen is not None:
+        seen["dashboards"] = found
+    theirs = _dashboards(found)
     by_slug = {t["slug"]: t for t in theirs}
     # The same dashboard (same uuid) under its slug is an update, not a conflict.
     return [
