@@ -318,7 +318,7 @@ def _apply(
             written = promote.write_import(name, resource, paths, imports.transform)
             try:
                 with (
-                    sessions.borrow(target) as client,
+                    sessions.borrow(target, writing=True) as client,
                     default_storage.open(written, "rb") as bundle,
                 ):
                     client.import_assets(resource, bundle, overwrite=overwrite)

@@ -447,7 +447,10 @@ def restore_step(ctx: Any) -> None:
         ctx.check_cancelled()
         written = promote.write_import(name, resource, paths, lambda path, doc: doc)
         try:
-            with sessions.borrow(target) as client, default_storage.open(written, "rb") as f:
+            with (
+                sessions.borrow(target, writing=True) as client,
+                default_storage.open(written, "rb") as f,
+            ):
                 client.import_assets(resource, f, overwrite=True)
         except SupersetError as exc:
             raise TaskFailed(
@@ -469,7 +472,7 @@ def delete_step(ctx: Any) -> None:
     if target is None:
         raise TaskFailed("The target environment no longer exists.")
     try:
-        with sessions.borrow(target) as client:
+        with sessions.borrow(target, writing=True) as client:
             delete_created(client, plan, ctx.log)
     except SupersetError as exc:
         raise TaskFailed(f"{target.name} refused a deletion: {exc.message}") from exc

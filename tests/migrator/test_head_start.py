@@ -29,7 +29,7 @@ def target(monkeypatch):
     fake.exporting.set()  # nothing here waits for the export
 
     @contextmanager
-    def borrow(env):
+    def borrow(env, **kwargs):
         yield fake
 
     monkeypatch.setattr(sessions, "borrow", borrow)
@@ -79,7 +79,7 @@ def test_the_check_of_a_start_keeps_what_it_read_of_the_target(monkeypatch, envs
     source, target = FakeSource(), FakeTarget()
 
     @contextmanager
-    def borrow(env):
+    def borrow(env, **kwargs):
         yield source if env.name == "dev" else target
 
     monkeypatch.setattr(sessions, "borrow", borrow)
@@ -133,7 +133,7 @@ def test_the_export_step_hands_the_head_start_and_the_records_to_the_early_reads
             return len(data)
 
     @contextmanager
-    def borrow(env):
+    def borrow(env, **kwargs):
         yield Source()
 
     monkeypatch.setattr(sessions, "borrow", borrow)

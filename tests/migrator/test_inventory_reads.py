@@ -71,7 +71,7 @@ def target(monkeypatch):
     fake = FakeTarget()
 
     @contextmanager
-    def borrow(env):
+    def borrow(env, **kwargs):
         yield fake
 
     monkeypatch.setattr(sessions, "borrow", borrow)

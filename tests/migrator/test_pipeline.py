@@ -139,7 +139,7 @@ class FakeTarget:
 def ctx(monkeypatch):
     def use(client):
         @contextmanager
-        def borrow(env):
+        def borrow(env, **kwargs):
             yield client
 
         monkeypatch.setattr(sessions, "borrow", borrow)
