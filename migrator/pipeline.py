@@ -229,19 +229,33 @@ def plan_step(ctx: StepContext) -> None:
     source, target = _environment(ctx, "source"), _environment(ctx, "target")
     promotion = Promotion.of(ctx.task)
     started = time.monotonic()
+    promote.close_exports(ctx.memo.pop("target_exports", None))  # a plan made again
+    exports: list[promote.Export] = []
     try:
-        with default_storage.open(name, "rb") as bundle:
-            plan = promote.plan_bundle(
-                source, target, bundle, ctx.task.params, ctx.memo.pop("early_reads", None)
-            )
-    except PlanError as exc:
-        raise TaskFailed(f"The migration cannot be planned: {exc}") from exc
-    except InvalidBundle as exc:  # the saved export (the target's own are SupersetAPIError)
-        ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
-        raise _bad_bundle(source, exc) from exc
-    except SupersetError as exc:
-        ctx.log.error(f"Reading the target failed: {exc.message}", status=exc.status)
-        raise _failed("target", target, exc) from exc
+        try:
+            with default_storage.open(name, "rb") as bundle:
+                plan = promote.plan_bundle(
+                    source,
+                    target,
+                    bundle,
+                    ctx.task.params,
+                    ctx.memo.pop("early_reads", None),
+                    exports,
+                )
+        except PlanError as exc:
+            raise TaskFailed(f"The migration cannot be planned: {exc}") from exc
+        except InvalidBundle as exc:  # the saved export (the target's own are SupersetAPIError)
+            ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
+            raise _bad_bundle(source, exc) from exc
+        except SupersetError as exc:
+            ctx.log.error(f"Reading the target failed: {exc.message}", status=exc.status)
+            raise _failed("target", target, exc) from exc
+    except BaseException:
+        promote.close_exports(exports)
+        raise
+    # The target's exports of what it may replace, read before anything is written: the
+    # backup of this run takes them (a run that resumes later exports again).
+    ctx.memo["target_exports"] = exports
     promote.mark_answered(plan, ctx.task.params.get("created_databases") or [])
     if promotion.plan is None:
         promote.remember_choices(source, target, plan)
@@ -278,6 +292,7 @@ def import_step(ctx: StepContext) -> None:
     calls = imports.calls()
     ctx.checkpoint["written"] = bool(calls)
     if not calls:
+        promote.close_exports(ctx.memo.pop("target_exports", None))
         ctx.log.info(f"Nothing to write on {target.name}: everything is as planned already.")
         return
     _back_up(ctx, target, plan)
@@ -366,12 +381,15 @@ def _apply(
 def _back_up(ctx: StepContext, target: Environment, plan: dict[str, Any]) -> None:
     """Before the first write: the target's own version of what the plan replaces."""
     promotion = Promotion.of(ctx.task)
-    if promotion.backup is not None:
-        return
+    exported = ctx.memo.pop("target_exports", None)
     try:
-        backup = rollback.take_backup(target, plan, ctx.task)
+        if promotion.backup is not None:
+            return
+        backup = rollback.take_backup(target, plan, ctx.task, exported)
     except SupersetError as exc:
         raise _failed("target", target, exc) from exc
+    finally:
+        promote.close_exports(exported)
     promotion.backup = backup or {}
     promotion.save(update_fields=["backup", "updated_at"])
     if backup:

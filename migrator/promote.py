@@ -118,8 +118,11 @@ def early_reads(
         ]
     )
     if changed:
+        found["exports"] = []
         with sessions.borrow(env) as client:
-            found["copies"] = target_copies(client, dashboards=changed, charts=[], datasets=[])
+            found["copies"] = target_copies(
+                client, dashboards=changed, charts=[], datasets=[], kept=found["exports"]
+            )
     return {"uuids": uuids, **found}
 
 
@@ -141,6 +144,7 @@ def read_inventory(
     bundle: BundleAssets,
     records: dict[tuple[str, str], tuple[str, str]] | None = None,
     early: Early = None,
+    kept: list[Export] | None = None,
 ) -> Inventory:
     """What the target holds for this bundle. Its own export of an asset (to compare
     contents) is only read when the record of the last migration cannot tell.
@@ -150,7 +154,7 @@ def read_inventory(
     the datasets and charts at once, the target's export of its dashboards (which
     carries their charts and datasets too) as soon as its dashboards are read, beside
     the others. The same calls as one after the other, in about the time of the
-    longest chain."""
+    longest chain. ``kept``: where the target's exports of dashboards go (``target_copies``)."""
     source = {(a.type, a.uuid): a.exact for a in bundle.assets}
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         start = _starter(pool, env)
@@ -166,18 +170,24 @@ def read_inventory(
             dashboards = _find("dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS)
             ahead = {"dashboards": wait(start(dashboards))}
         early_copies = ahead.get("copies") or {}
+        if kept is not None:
+            kept += ahead.get("exports") or []
+        else:
+            close_exports(ahead.get("exports"))
         undecided = [
             row
             for row in _undecided(_dashboards(ahead["dashboards"]), "dashboards", source, records)
             if ("dashboards", row["uuid"]) not in early_copies
         ]
         copies = (
-            start(lambda c: target_copies(c, dashboards=undecided, charts=[], datasets=[]))
+            start(
+                lambda c: target_copies(c, dashboards=undecided, charts=[], datasets=[], kept=kept)
+            )
             if undecided
             else None
         )
         found = {
-            **{k: v for k, v in ahead.items() if k != "copies"},
+            **{k: v for k, v in ahead.items() if k not in ("copies", "exports")},
             **{kind: wait(future) for kind, future in pending.items()},
         }
         # What a uuid did not find may still collide by name: a dataset's table (only one
@@ -303,15 +313,23 @@ def _dashboards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
+# The target's own export of some dashboards, kept for the backup: (their ids, the open
+# unnamed file in DATA_DIR, rewound; it goes when closed or forgotten).
+Export = tuple[frozenset[int], IO[bytes]]
+
+
 def target_copies(
     client: Any,
     *,
     dashboards: list[dict[str, Any]],
     charts: list[dict[str, Any]],
     datasets: list[dict[str, Any]],
+    kept: list[Export] | None = None,
 ) -> dict[tuple[str, str], Asset]:
     """The target's own export of these assets: one export per type at most, the
-    dashboards' export first (it carries their charts and datasets too)."""
+    dashboards' export first (it carries their charts and datasets too). With ``kept``,
+    the dashboards' export is appended there, open: a migration that then updates them
+    backs them up from it (``rollback.take_backup``) rather than exporting them again."""
     copies: dict[tuple[str, str], Asset] = {}
     for resource, kind, rows in (
         ("dashboard", "dashboards", dashboards),
@@ -321,7 +339,8 @@ def target_copies(
         missing = [r["id"] for r in rows if (kind, r["uuid"]) not in copies]
         if not missing:
             continue
-        with tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(tempfile.TemporaryFile(dir=settings.DATA_DIR))
             client.export_assets(resource, missing, tmp)
             tmp.seek(0)
             try:
@@ -335,7 +354,16 @@ def target_copies(
                 ) from exc
             for asset in found.assets:
                 copies[(asset.type, asset.uuid)] = asset
+            if kept is not None and resource == "dashboard":
+                tmp.seek(0)
+                kept.append((frozenset(missing), tmp))
+                stack.pop_all()  # open, for the backup
     return copies
+
+
+def close_exports(exports: list[Export] | None) -> None:
+    for _, file in exports or []:
+        file.close()
 
 
 def choices(
@@ -361,11 +389,12 @@ def plan_bundle(
     bundle_file: IO[bytes],
     params: dict[str, Any],
     early: Early = None,
+    kept: list[Export] | None = None,
 ) -> dict[str, Any]:
     """The plan for an exported bundle (read-only calls to the target)."""
     bundle = scan(bundle_file, limits())
     chosen = choices(source, target, params, bundle)
-    inventory = read_inventory(target, bundle, chosen.records, early)
+    inventory = read_inventory(target, bundle, chosen.records, early, kept)
     plan = make_plan(bundle, inventory, chosen)
     plan["target_connections"] = [
         {"id": r["id"], "uuid": r["uuid"], "name": r["name"]} for r in inventory.databases

@@ -7,6 +7,7 @@ import io
 from contextlib import contextmanager
 
 import pytest
+from django.core.files.storage import default_storage
 
 from migrator import pipeline, promote, sessions
 from migrator.superset.assets import scan
@@ -156,3 +157,61 @@ def test_the_export_step_hands_the_head_start_and_the_records_to_the_early_reads
     pipeline.export_step(ctx)
     ctx.memo["early_reads"].result()
     assert given == [({"dashboards": [TWIN]}, {DA: "t"})]
+
+
+def _older_title() -> bytes:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(_bundle())) as old, zipfile.ZipFile(out, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if "dashboards/" in info.filename:
+                data = data.replace(b"dashboard_title: Sales", b"dashboard_title: Sales (old)")
+            new.writestr(info, data)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_backup_takes_the_export_the_plan_read_before_anything_was_written(target, owner, envs):
+    """A dashboard the target changed since is exported once: to compare it while
+    planning, and that export is its backup (this run, before the first write)."""
+    from migrator import rollback
+    from migrator.plan import Choices, make_plan
+    from migrator.superset.assets import scan as scan_bundle
+    from tasks_app.models import Task
+
+    target.export = _older_title  # the target has an older version of the dashboard
+    found = promote.early_reads("target", [{"uuid": DA}], {"dashboards": [TWIN]}, records={})
+    kept: list = []
+    bundle = scan(io.BytesIO(_bundle(chart="Renamed")))  # and the source a renamed chart
+    inventory = promote.read_inventory("target", bundle, {}, found, kept)
+    assert [ids for ids, _ in kept] == [frozenset({4})]
+    plan = make_plan(bundle, inventory, Choices(overwrite=True))
+    assert [i["action"] for kind in ("dashboards", "charts") for i in plan[kind]] == [
+        "update",
+        "update",
+    ]
+    task = Task.objects.create(kind="migration", owner=owner)
+    target.calls.clear()
+    backup = rollback.take_backup(envs[1], plan, task, kept)
+    # The charts it updates are exported for the backup; the dashboard is not again.
+    assert target.calls == {("chart export", "3"): 1}
+    assert set(backup["assets"]) == {"charts", "dashboards"}
+    with default_storage.open(backup["file"]) as saved:
+        assert ("dashboards", DA) in {(a.type, a.uuid) for a in scan_bundle(saved).assets}
+    promote.close_exports(kept)
+
+
+@pytest.mark.django_db
+def test_an_export_of_other_dashboards_is_no_backup(target, owner, envs):
+    from migrator import rollback
+    from tasks_app.models import Task
+
+    plan = {kind: [] for kind in ("databases", "datasets", "charts")} | {
+        "dashboards": [{"action": "update", "uuid": DA, "name": "Sales", "target": TWIN}]
+    }
+    other = io.BytesIO(_bundle())
+    task = Task.objects.create(kind="migration", owner=owner)
+    rollback.take_backup(envs[1], plan, task, [(frozenset({9}), other)])
+    assert target.calls == {("dashboard export", "4"): 1}

@@ -31,6 +31,7 @@ class FakeTarget:
         self.exporting = threading.Event()
         self.saw_export: list[str] = []
         self.lock = threading.Lock()
+        self.export = _bundle  # what its exports hold
 
     def _called(self, *call: str) -> None:
         with self.lock:
@@ -61,7 +62,7 @@ class FakeTarget:
     def export_assets(self, resource, ids, dest):
         self._called(f"{resource} export", ",".join(map(str, ids)))
         self.exporting.set()
-        data = _bundle()
+        data = self.export()
         dest.write(data)
         return len(data)
 
