@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from migrator import rollback
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import DatabaseMapping, Environment
+from migrator.pipeline import head_start_wanted
 from migrator.plan import PlanError
 from migrator.superset.errors import SupersetError
 from tasks_app.access import task_for_change
@@ -321,7 +322,7 @@ class MappingsIO(Schema):
 
 
 def _validated_migration(
-    request: HttpRequest, payload: MigrationIn, *, starting: bool
+    request: HttpRequest, payload: MigrationIn, *, starting: bool, seen: dict | None = None
 ) -> tuple[Any, dict, dict[int, str]]:
     form = MigrationForm(payload.dict(include={"source", "target", "dashboards", "overwrite"}))
     if not form.is_valid():
@@ -330,7 +331,7 @@ def _validated_migration(
     rows: dict[int, dict[str, Any]] = {}
     try:
         # A script gets a 400 for a slug conflict it did not answer (a person is asked).
-        errors = form.check(choices, require_answers=starting, rows=rows)
+        errors = form.check(choices, require_answers=starting, rows=rows, seen=seen)
     except SupersetError as exc:
         if not starting:
             raise HttpError(502, exc.message) from exc
@@ -358,9 +359,11 @@ def _invalid(request: HttpRequest, exc: _Invalid) -> HttpResponse:
     summary="Start a migration task (returns at once)",
 )
 def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
-    form, choices, rows = _validated_migration(request, payload, starting=True)
-    # Titles read by the check: the task need not look them up again.
-    task = form.start(request.user, choices, rows=rows)
+    # What the check reads, the task need not read again: the dashboards' titles (kept
+    # with it), and the target's reads when a worker of this process takes it at once.
+    seen = {} if head_start_wanted() else None
+    form, choices, rows = _validated_migration(request, payload, starting=True, seen=seen)
+    task = form.start(request.user, choices, rows=rows, seen=seen)
     return Reply(201, task_json(task))
 
 

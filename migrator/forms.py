@@ -199,6 +199,7 @@ class MigrationForm(forms.Form):
         *,
         require_answers: bool = False,
         rows: dict[int, dict[str, Any]] | None = None,
+        seen: dict[str, Any] | None = None,
     ) -> dict[str, list[str]]:
         """Errors naming each choice that refers to nothing on the two Supersets (read-only
         calls, ``promote.check_choices``); ``conflicts`` ``{"*": answer}`` is the answer for
@@ -212,6 +213,7 @@ class MigrationForm(forms.Form):
             data["dashboards"],
             require_answers=require_answers,
             dashboard_rows=rows,
+            seen=seen,
             **choices,
         )
 
@@ -222,6 +224,7 @@ class MigrationForm(forms.Form):
         *,
         titles: dict[int, str] | None = None,
         rows: dict[int, dict[str, Any]] | None = None,
+        seen: dict[str, Any] | None = None,
     ) -> Any:
         """Start the migration task: the page, the API and the CLI all start here."""
         from migrator.pipeline import start_migration
@@ -233,6 +236,7 @@ class MigrationForm(forms.Form):
             target=data["target"],
             dashboards=self.dashboard_refs(titles or {}, rows or {}),
             overwrite=data["overwrite"],
+            seen=seen,
             **choices,
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import tempfile
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.urls import reverse
 
 from migrator import passwords, promote, rollback, sessions
@@ -30,7 +32,7 @@ from migrator.superset.errors import (
     SupersetError,
 )
 from migrator.superset.problems import ImportProblems
-from tasks_app import engine, live
+from tasks_app import engine, live, worker
 from tasks_app.kinds import (
     AdminAction,
     Cancelled,
@@ -85,14 +87,48 @@ def _read_rows(source: Environment, ids: list[int]) -> dict[int, dict[str, Any]]
         return {row["id"]: row for row in client.get_dashboards(ids)}
 
 
-def _early_reads(target: Environment | None, rows: Future) -> dict[str, Any] | None:
+def _early_reads(
+    target: Environment | None,
+    rows: Future,
+    known: dict[str, Any] | None,
+    records: dict[str, str] | None,
+) -> dict[str, Any] | None:
     """The plan's reads of the target that the dashboards' rows (uuids, slugs) allow,
     made while the source exports; None when they cannot be (the plan reads itself)."""
     try:
         found = wait(rows)
-        return promote.early_reads(target, list(found.values())) if target else None
+        return promote.early_reads(target, list(found.values()), known, records) if target else None
     except Exception:  # noqa: BLE001 - a head start only: the plan reads (and says) itself
         return None
+
+
+# What the start of a migration read of the target (``promote.check_choices``'s
+# ``seen``), kept for the task when a worker of this process takes it at once:
+# {task id: (when, reads)}. Only this fresh: a task that waited for a worker, or that a
+# worker of another process runs, reads the target itself.
+HEAD_START_FRESH = 2.0
+_HEAD_STARTS_KEPT = 16
+_head_starts: dict[int, tuple[float, dict[str, Any]]] = {}
+_head_starts_lock = threading.Lock()
+_clock = time.monotonic
+
+
+def head_start_wanted() -> bool:
+    """Is what a start reads of the target worth keeping for its task?"""
+    return worker.runs_tasks_here()
+
+
+def _keep_head_start(task_id: int, seen: dict[str, Any]) -> None:
+    with _head_starts_lock:
+        _head_starts[task_id] = (_clock(), seen)
+        while len(_head_starts) > _HEAD_STARTS_KEPT:
+            del _head_starts[next(iter(_head_starts))]
+
+
+def _head_start(task_id: int) -> dict[str, Any] | None:
+    with _head_starts_lock:
+        when, seen = _head_starts.pop(task_id, (0.0, None))
+    return seen if seen is not None and _clock() - when <= HEAD_START_FRESH else None
 
 
 def export_step(ctx: StepContext) -> None:
@@ -107,42 +143,59 @@ def export_step(ctx: StepContext) -> None:
     )
     started = time.monotonic()
     target = Environment.from_ref(ctx.task.params["target"])
-    # In DATA_DIR, as the saved bundle: nothing a source sends is written elsewhere.
-    with (
-        tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp,
-        ThreadPoolExecutor(max_workers=2) as pool,
-    ):
-        # Beside the export: the dashboards' rows (titles, uuids), unless the start read
-        # them already, then what the plan reads of the target with them. Each in a copy
-        # of this context (a Cancel stops them too).
+    # Beside the export: the dashboards' rows (titles, uuids), unless the start read them
+    # already, then what the plan reads of the target with them. Each in a copy of this
+    # context (a Cancel stops them too). The plan step takes the target's reads as they
+    # come (a Future): it starts its own reads without waiting for them.
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
         if all(d.get("title") and d.get("uuid") for d in dashboards):
             rows: Future = Future()
             rows.set_result({d["id"]: d for d in dashboards})
         else:
             rows = pool.submit(contextvars.copy_context().run, _read_rows, source, ids)
-        early = pool.submit(contextvars.copy_context().run, _early_reads, target, rows)
-        try:
+        # Dashboards the target changed since the last migration (or never got from it)
+        # are compared by content: their export from the target starts now too.
+        records = (
+            promote.dashboard_records(target, [d["uuid"] for d in dashboards])
+            if target and all(d.get("uuid") for d in dashboards)
+            else None
+        )
+        early = pool.submit(
+            contextvars.copy_context().run,
+            _early_reads,
+            target,
+            rows,
+            _head_start(ctx.task.pk),
+            records,
+        )
+        # In DATA_DIR, as the saved bundle: nothing a source sends is written elsewhere.
+        with tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
             try:
-                with sessions.borrow(source) as client:
-                    size = client.export_dashboards(ids, tmp)
-            finally:
-                if any(not d.get("title") for d in dashboards):
-                    # An unknown id is said as such, rather than as the export's 404.
-                    _fill_titles(ctx, wait(rows), source)
-        except SupersetError as exc:
-            ctx.log.error(
-                f"Export failed: {exc.message}", environment=source.name, status=exc.status
-            )
-            raise _failed("source", source, exc) from exc
-        ctx.memo["early_reads"] = wait(early)
-        tmp.seek(0)
-        try:
-            info = inspect_bundle(tmp, promote.limits())
-        except InvalidBundle as exc:
-            ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
-            raise _bad_bundle(source, exc) from exc
-        tmp.seek(0)
-        name = default_storage.save(f"bundles/task-{ctx.task.pk}.zip", File(tmp))
+                try:
+                    with sessions.borrow(source) as client:
+                        size = client.export_dashboards(ids, tmp)
+                finally:
+                    if any(not d.get("title") for d in dashboards):
+                        # An unknown id is said as such, rather than as the export's 404.
+                        _fill_titles(ctx, wait(rows), source)
+            except SupersetError as exc:
+                ctx.log.error(
+                    f"Export failed: {exc.message}", environment=source.name, status=exc.status
+                )
+                raise _failed("source", source, exc) from exc
+            tmp.seek(0)
+            try:
+                info = inspect_bundle(tmp, promote.limits())
+            except InvalidBundle as exc:
+                ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
+                raise _bad_bundle(source, exc) from exc
+            tmp.seek(0)
+            name = default_storage.save(f"bundles/task-{ctx.task.pk}.zip", File(tmp))
+        ctx.memo["early_reads"] = early
+    finally:
+        # Not waited for: read-only calls that end on their own (the plan waits for them).
+        pool.shutdown(wait=False)
     ctx.checkpoint.update(bundle=name, bundle_size=size, bundle_counts=info.counts)
     # A new export is planned anew.
     Promotion.objects.filter(task=ctx.task).update(plan=None, report=None)
@@ -176,19 +229,33 @@ def plan_step(ctx: StepContext) -> None:
     source, target = _environment(ctx, "source"), _environment(ctx, "target")
     promotion = Promotion.of(ctx.task)
     started = time.monotonic()
+    promote.close_exports(ctx.memo.pop("target_exports", None))  # a plan made again
+    exports: list[promote.Export] = []
     try:
-        with default_storage.open(name, "rb") as bundle:
-            plan = promote.plan_bundle(
-                source, target, bundle, ctx.task.params, ctx.memo.pop("early_reads", None)
-            )
-    except PlanError as exc:
-        raise TaskFailed(f"The migration cannot be planned: {exc}") from exc
-    except InvalidBundle as exc:  # the saved export (the target's own are SupersetAPIError)
-        ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
-        raise _bad_bundle(source, exc) from exc
-    except SupersetError as exc:
-        ctx.log.error(f"Reading the target failed: {exc.message}", status=exc.status)
-        raise _failed("target", target, exc) from exc
+        try:
+            with default_storage.open(name, "rb") as bundle:
+                plan = promote.plan_bundle(
+                    source,
+                    target,
+                    bundle,
+                    ctx.task.params,
+                    ctx.memo.pop("early_reads", None),
+                    exports,
+                )
+        except PlanError as exc:
+            raise TaskFailed(f"The migration cannot be planned: {exc}") from exc
+        except InvalidBundle as exc:  # the saved export (the target's own are SupersetAPIError)
+            ctx.log.error(f"The exported bundle cannot be used: {exc.message}")
+            raise _bad_bundle(source, exc) from exc
+        except SupersetError as exc:
+            ctx.log.error(f"Reading the target failed: {exc.message}", status=exc.status)
+            raise _failed("target", target, exc) from exc
+    except BaseException:
+        promote.close_exports(exports)
+        raise
+    # The target's exports of what it may replace, read before anything is written: the
+    # backup of this run takes them (a run that resumes later exports again).
+    ctx.memo["target_exports"] = exports
     promote.mark_answered(plan, ctx.task.params.get("created_databases") or [])
     if promotion.plan is None:
         promote.remember_choices(source, target, plan)
@@ -242,6 +309,7 @@ def import_step(ctx: StepContext) -> None:
     calls = imports.calls()
     ctx.checkpoint["written"] = bool(calls)
     if not calls:
+        promote.close_exports(ctx.memo.pop("target_exports", None))
         ctx.log.info(f"Nothing to write on {target.name}: everything is as planned already.")
         return
     _back_up(ctx, target, plan)
@@ -282,7 +350,7 @@ def _apply(
             written = promote.write_import(name, resource, paths, imports.transform)
             try:
                 with (
-                    sessions.borrow(target) as client,
+                    sessions.borrow(target, writing=True) as client,
                     default_storage.open(written, "rb") as bundle,
                 ):
                     client.import_assets(resource, bundle, overwrite=overwrite)
@@ -330,12 +398,15 @@ def _apply(
 def _back_up(ctx: StepContext, target: Environment, plan: dict[str, Any]) -> None:
     """Before the first write: the target's own version of what the plan replaces."""
     promotion = Promotion.of(ctx.task)
-    if promotion.backup is not None:
-        return
+    exported = ctx.memo.pop("target_exports", None)
     try:
-        backup = rollback.take_backup(target, plan, ctx.task)
+        if promotion.backup is not None:
+            return
+        backup = rollback.take_backup(target, plan, ctx.task, exported)
     except SupersetError as exc:
         raise _failed("target", target, exc) from exc
+    finally:
+        promote.close_exports(exported)
     promotion.backup = backup or {}
     promotion.save(update_fields=["backup", "updated_at"])
     if backup:
@@ -365,7 +436,8 @@ def verify_step(ctx: StepContext) -> None:
     result["not_carried"] = promotion.plan.get("not_carried") or []
     promotion.report = result
     promotion.save(update_fields=["report", "updated_at"])
-    live.task_changed(ctx.task)
+    # Published with the task's end, moments later (verify is the last step: whatever it
+    # raises, the task then changes status), not as a change of its own.
     for warning in result["warnings"]:
         ctx.log.warning(warning)
     ctx.log.info(
@@ -554,6 +626,25 @@ def start_migration(
     overwrite: bool,
     databases: dict[str, dict[str, Any]] | None = None,
     conflicts: dict[str, str] | None = None,
+    seen: dict[str, Any] | None = None,
+) -> Task:
+    """``seen``: what the start read of the target (``promote.check_choices``), a head
+    start for the task when a worker of this process takes it at once."""
+    with transaction.atomic():  # kept before a worker can see the task
+        task = _submit(owner, source, target, dashboards, overwrite, databases, conflicts)
+        if seen:
+            _keep_head_start(task.pk, seen)
+    return task
+
+
+def _submit(
+    owner: Any,
+    source: Environment,
+    target: Environment,
+    dashboards: list[dict],
+    overwrite: bool,
+    databases: dict[str, dict[str, Any]] | None,
+    conflicts: dict[str, str] | None,
 ) -> Task:
     return engine.submit(
         KIND,

@@ -10,10 +10,11 @@ reads the target again and reports per asset.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import tempfile
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 from django.conf import settings
@@ -64,82 +65,217 @@ def limits() -> Limits:
 # --- reading the target -----------------------------------------------------------------
 
 
+def _borrowing(env: Environment, call: Callable[[Any], Any]) -> Any:
+    with sessions.borrow(env) as client:
+        return call(client)
+
+
+def _starter(pool: ThreadPoolExecutor, env: Environment) -> Callable[..., Future]:
+    """Start a read-only call to ``env`` in ``pool``, on a session of its own (a
+    ``requests.Session`` is not shared between threads) and in a copy of this context
+    (a Cancel stops it too: superset.client.cancellable)."""
+    return lambda call: pool.submit(contextvars.copy_context().run, _borrowing, env, call)
+
+
 def parallel(env: Environment, calls: dict[str, Callable[[Any], Any]]) -> dict[str, Any]:
-    """Read-only calls to one Superset at the same time, each on a session of its own
-    (a ``requests.Session`` is not shared between threads)."""
-
-    def run(call: Callable[[Any], Any]) -> Any:
-        with sessions.borrow(env) as client:
-            return call(client)
-
+    """Read-only calls to one Superset at the same time, each on a session of its own."""
     if len(calls) == 1:
         ((name, call),) = calls.items()
-        return {name: run(call)}
+        return {name: _borrowing(env, call)}
     with ThreadPoolExecutor(max_workers=min(READERS, len(calls))) as pool:
-        # Each in a copy of this context: a Cancel stops them too (superset.client.cancellable).
-        futures = {
-            name: pool.submit(contextvars.copy_context().run, run, call)
-            for name, call in calls.items()
-        }
+        start = _starter(pool, env)
+        futures = {name: start(call) for name, call in calls.items()}
         return {name: wait(future) for name, future in futures.items()}
 
 
-def early_reads(env: Environment, dashboards: list[dict[str, Any]]) -> dict[str, Any]:
+def early_reads(
+    env: Environment,
+    dashboards: list[dict[str, Any]],
+    known: dict[str, Any] | None = None,
+    records: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """What a plan reads of the target that the source's dashboard rows (their uuids)
     already allow: read while the source exports. ``read_inventory`` uses it when it
-    covers the bundle's dashboards."""
+    covers the bundle's dashboards.
+
+    ``known``: what the start of the migration read of the target moments ago (its
+    ``databases``; its ``dashboards`` found by slug, which are the ones found by uuid
+    when each has its twin among them), not read again. ``records``: the target's
+    ``changed_on`` of each dashboard when the last migration wrote it. A dashboard the
+    target has and changed since (or never got from us) is compared by content whatever
+    the source holds now: its export (``copies``) is read here too."""
     uuids = {str(d["uuid"]) for d in dashboards if d.get("uuid")}
-    found = parallel(
-        env,
-        {
-            "databases": _databases_and_release,
-            "dashboards": _find("dashboard", "uuid", uuids, DASHBOARD_COLUMNS),
-        },
+    known = known or {}
+    found: dict[str, Any] = {}
+    if known.get("databases") is not None:
+        found["databases"] = known["databases"]
+        found["release"] = known.get("release")
+    twins = [r for r in known.get("dashboards") or [] if str(r.get("uuid")) in uuids]
+    if uuids and {str(r["uuid"]) for r in twins} == uuids:
+        found["dashboards"] = twins
+    reads: dict[str, Callable[[Any], Any]] = {}
+    if "databases" not in found:
+        reads["databases"] = lambda c: c.list_databases()
+    if "dashboards" not in found:
+        reads["dashboards"] = _find("dashboard", "uuid", uuids, DASHBOARD_COLUMNS)
+    # The target's release rides on the first read (no session of its own).
+    first = next(iter(reads), None) if "release" not in found else None
+    if first is not None:
+        reads[first] = _and_release(reads[first])
+    found |= parallel(env, reads) if reads else {}
+    if first is not None:
+        found[first], found["release"] = found[first]
+    changed = (
+        []
+        if records is None
+        else [
+            row
+            for row in _dashboards(found["dashboards"])
+            if records.get(row["uuid"]) != row["changed_on"]
+        ]
     )
+    if changed:
+        found["exports"] = []
+        with sessions.borrow(env) as client:
+            found["copies"] = target_copies(
+                client, dashboards=changed, charts=[], datasets=[], kept=found["exports"]
+            )
     return {"uuids": uuids, **found}
 
 
-def _databases_and_release(client: Any) -> tuple[list[dict[str, Any]], str | None]:
-    """The target's connections, then its release (a static file: one more call on the
-    same session, rather than a session and a login of its own)."""
-    return client.list_databases(), client.release()
+def _and_release(call: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, str | None]]:
+    """``call``, then the target's release on the same session (a static file: one more
+    call rather than a session and a login of its own)."""
+    return lambda client: (call(client), client.release())
+
+
+def dashboard_records(target: Environment, uuids: Iterable[str]) -> dict[str, str]:
+    """The target's ``changed_on`` of each of these dashboards when a migration last wrote
+    it (``early_reads``'s ``records``)."""
+    return dict(
+        PromotedAsset.objects.filter(
+            target=target, asset_type="dashboards", uuid__in=list(uuids)
+        ).values_list("uuid", "target_changed_on")
+    )
+
+
+Early = dict[str, Any] | Future | None
 
 
 def read_inventory(
     env: Environment,
     bundle: BundleAssets,
     records: dict[tuple[str, str], tuple[str, str]] | None = None,
-    early: dict[str, Any] | None = None,
+    early: Early = None,
+    kept: list[Export] | None = None,
 ) -> Inventory:
     """What the target holds for this bundle. Its own export of an asset (to compare
-    contents) is only read when the record of the last migration cannot tell."""
-    if early and not _uuids(bundle, "dashboards") <= early["uuids"]:
-        early = None  # the dashboards changed between the two reads: read them again
-    reads: dict[str, Callable[[Any], Any]] = {
-        "datasets": _find("dataset", "uuid", _uuids(bundle, "datasets"), DATASET_COLUMNS),
-        "charts": _find("chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS),
-    }
-    if early is None:
-        reads["databases"] = _databases_and_release
-        reads["dashboards"] = _find(
-            "dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS
+    contents) is only read when the record of the last migration cannot tell.
+
+    ``early`` is ``early_reads`` (or a Future of it, still reading while the source
+    exported; None when it failed). The calls start as soon as what they need is known:
+    the datasets and charts at once, the target's export of its dashboards (which
+    carries their charts and datasets too) as soon as its dashboards are read, beside
+    the others. The same calls as one after the other, in about the time of the
+    longest chain. ``kept``: where the target's exports of dashboards go (``target_copies``)."""
+    source = {(a.type, a.uuid): a.exact for a in bundle.assets}
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        start = _starter(pool, env)
+        pending: dict[str, Future] = {
+            "datasets": start(
+                _find("dataset", "uuid", _uuids(bundle, "datasets"), DATASET_COLUMNS)
+            ),
+            "charts": start(_find("chart", "uuid", _uuids(bundle, "charts"), CHART_COLUMNS)),
+        }
+        ahead = _early(early, bundle)
+        if ahead is None:
+            pending["databases"] = start(_and_release(lambda c: c.list_databases()))
+            dashboards = _find("dashboard", "uuid", _uuids(bundle, "dashboards"), DASHBOARD_COLUMNS)
+            ahead = {"dashboards": wait(start(dashboards))}
+        early_copies = ahead.get("copies") or {}
+        if kept is not None:
+            kept += ahead.get("exports") or []
+        else:
+            close_exports(ahead.get("exports"))
+        undecided = [
+            row
+            for row in _undecided(_dashboards(ahead["dashboards"]), "dashboards", source, records)
+            if ("dashboards", row["uuid"]) not in early_copies
+        ]
+        copies = (
+            start(
+                lambda c: target_copies(c, dashboards=undecided, charts=[], datasets=[], kept=kept)
+            )
+            if undecided
+            else None
         )
-    found = {**(early or {}), **parallel(env, reads)}
-    found["databases"], release = found["databases"]
-    # What a uuid did not find may still collide by name: a dataset's table (only one
-    # dataset per table and connection), a dashboard's slug (unique, so a dashboard
-    # found under the same slug has no twin). Usually nothing is left to ask.
-    found_uuids = {str(row["uuid"]) for kind in ("datasets", "dashboards") for row in found[kind]}
-    slug_of = {str(row["uuid"]): row.get("slug") for row in found["dashboards"]}
-    tables = {a.table for a in bundle.of("datasets") if a.uuid not in found_uuids}
-    slugs = {a.slug for a in bundle.of("dashboards") if a.slug and slug_of.get(a.uuid) != a.slug}
-    more: dict[str, Callable[[Any], Any]] = {}
-    if tables:
-        more["datasets"] = _find("dataset", "table_name", tables, DATASET_COLUMNS)
-    if slugs:
-        more["dashboards"] = _find("dashboard", "slug", slugs, DASHBOARD_COLUMNS)
-    for kind, rows in (parallel(env, more) if more else {}).items():
-        found[kind] += rows
+        found = {
+            **{k: v for k, v in ahead.items() if k not in ("copies", "exports")},
+            **{kind: wait(future) for kind, future in pending.items()},
+        }
+        if "release" not in found:
+            found["databases"], found["release"] = found["databases"]
+        # What a uuid did not find may still collide by name: a dataset's table (only one
+        # dataset per table and connection), a dashboard's slug (unique, so a dashboard
+        # found under the same slug has no twin). Usually nothing is left to ask.
+        found_uuids = {
+            str(row["uuid"]) for kind in ("datasets", "dashboards") for row in found[kind]
+        }
+        slug_of = {str(row["uuid"]): row.get("slug") for row in found["dashboards"]}
+        tables = {a.table for a in bundle.of("datasets") if a.uuid not in found_uuids}
+        slugs = {
+            a.slug for a in bundle.of("dashboards") if a.slug and slug_of.get(a.uuid) != a.slug
+        }
+        more: dict[str, Future] = {}
+        if tables:
+            more["datasets"] = start(_find("dataset", "table_name", tables, DATASET_COLUMNS))
+        if slugs:
+            more["dashboards"] = start(_find("dashboard", "slug", slugs, DASHBOARD_COLUMNS))
+        for kind, future in more.items():
+            found[kind] = found[kind] + wait(future)
+        inventory = _inventory(found)
+        inventory.copies = {**early_copies, **(wait(copies) if copies is not None else {})}
+    # Charts and datasets the record cannot tell and the dashboards' export did not carry.
+    rest = {
+        kind: [
+            row
+            for row in _undecided(getattr(inventory, kind), kind, source, records)
+            if (kind, row["uuid"]) not in inventory.copies
+        ]
+        for kind in ("charts", "datasets")
+    }
+    if any(rest.values()):
+        with sessions.borrow(env) as client:
+            inventory.copies.update(target_copies(client, dashboards=[], **rest))
+    return inventory
+
+
+def _early(early: Early, bundle: BundleAssets) -> dict[str, Any] | None:
+    if isinstance(early, Future):
+        early = wait(early)
+    if early and _uuids(bundle, "dashboards") <= early["uuids"]:
+        return early
+    return None  # none, or the dashboards changed between the two reads: read them again
+
+
+def _undecided(
+    rows: list[dict[str, Any]],
+    kind: str,
+    source: dict[tuple[str, str], str],
+    records: dict[tuple[str, str], tuple[str, str]] | None,
+) -> list[dict[str, Any]]:
+    """The target's rows of bundle assets that the record of the last migration cannot
+    tell apart from the source's (its contents are compared with the target's export)."""
+    return [
+        row
+        for row in rows
+        if (kind, row["uuid"]) in source
+        and (records or {}).get((kind, row["uuid"]))
+        != (source[(kind, row["uuid"])], row["changed_on"])
+    ]
+
+
+def _inventory(found: dict[str, Any]) -> Inventory:
     databases = [
         {
             "id": row["id"],
@@ -150,7 +286,7 @@ def read_inventory(
         for row in found["databases"]
     ]
     db_uuid = {db["id"]: db["uuid"] for db in databases}
-    inventory = Inventory(
+    return Inventory(
         databases=databases,
         datasets=_datasets(found["datasets"], db_uuid),
         charts=[
@@ -163,23 +299,8 @@ def read_inventory(
             for r in found["charts"]
         ],
         dashboards=_dashboards(found["dashboards"]),
-        release=release,
+        release=found.get("release"),
     )
-    source = {(a.type, a.uuid): a.exact for a in bundle.assets}
-    undecided = {
-        kind: [
-            row
-            for row in getattr(inventory, kind)
-            if (kind, row["uuid"]) in source
-            and (records or {}).get((kind, row["uuid"]))
-            != (source[(kind, row["uuid"])], row["changed_on"])
-        ]
-        for kind in ("dashboards", "charts", "datasets")
-    }
-    if any(undecided.values()):
-        with sessions.borrow(env) as client:
-            inventory.copies = target_copies(client, **undecided)
-    return inventory
 
 
 def _uuids(bundle: BundleAssets, kind: str) -> set[str]:
@@ -218,15 +339,23 @@ def _dashboards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
+# The target's own export of some dashboards, kept for the backup: (their ids, the open
+# unnamed file in DATA_DIR, rewound; it goes when closed or forgotten).
+Export = tuple[frozenset[int], IO[bytes]]
+
+
 def target_copies(
     client: Any,
     *,
     dashboards: list[dict[str, Any]],
     charts: list[dict[str, Any]],
     datasets: list[dict[str, Any]],
+    kept: list[Export] | None = None,
 ) -> dict[tuple[str, str], Asset]:
     """The target's own export of these assets: one export per type at most, the
-    dashboards' export first (it carries their charts and datasets too)."""
+    dashboards' export first (it carries their charts and datasets too). With ``kept``,
+    the dashboards' export is appended there, open: a migration that then updates them
+    backs them up from it (``rollback.take_backup``) rather than exporting them again."""
     copies: dict[tuple[str, str], Asset] = {}
     for resource, kind, rows in (
         ("dashboard", "dashboards", dashboards),
@@ -236,7 +365,8 @@ def target_copies(
         missing = [r["id"] for r in rows if (kind, r["uuid"]) not in copies]
         if not missing:
             continue
-        with tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(tempfile.TemporaryFile(dir=settings.DATA_DIR))
             client.export_assets(resource, missing, tmp)
             tmp.seek(0)
             try:
@@ -250,7 +380,16 @@ def target_copies(
                 ) from exc
             for asset in found.assets:
                 copies[(asset.type, asset.uuid)] = asset
+            if kept is not None and resource == "dashboard":
+                tmp.seek(0)
+                kept.append((frozenset(missing), tmp))
+                stack.pop_all()  # open, for the backup
     return copies
+
+
+def close_exports(exports: list[Export] | None) -> None:
+    for _, file in exports or []:
+        file.close()
 
 
 def choices(
@@ -275,12 +414,13 @@ def plan_bundle(
     target: Environment,
     bundle_file: IO[bytes],
     params: dict[str, Any],
-    early: dict[str, Any] | None = None,
+    early: Early = None,
+    kept: list[Export] | None = None,
 ) -> dict[str, Any]:
     """The plan for an exported bundle (read-only calls to the target)."""
     bundle = scan(bundle_file, limits())
     chosen = choices(source, target, params, bundle)
-    inventory = read_inventory(target, bundle, chosen.records, early)
+    inventory = read_inventory(target, bundle, chosen.records, early, kept)
     plan = make_plan(bundle, inventory, chosen)
     plan["target_connections"] = [
         {"id": r["id"], "uuid": r["uuid"], "name": r["name"]} for r in inventory.databases
@@ -345,12 +485,15 @@ def check_choices(
     conflicts: dict[str, str],
     require_answers: bool = False,
     dashboard_rows: dict[int, dict[str, Any]] | None = None,
+    seen: dict[str, Any] | None = None,
 ) -> dict[str, list[str]]:
     """Errors naming each choice that refers to nothing (read-only calls, only for
     what was chosen): a source connection, a target connection, a dashboard. With
     ``require_answers``, also each slug conflict left without an answer. The
     dashboards' rows (title, uuid, slug), when they were read, are put in ``dashboard_rows``; ``conflicts``
-    ``{"*": answer}`` becomes that answer for each dashboard chosen, in place."""
+    ``{"*": answer}`` becomes that answer for each dashboard chosen, in place. With
+    ``seen``, what was read of the target is put there for the task (``early_reads``'s
+    ``known``): its dashboards found by slug, and its connections, read meanwhile."""
     errors: dict[str, list[str]] = {}
     if databases:
         with sessions.borrow(source) as client:
@@ -370,39 +513,68 @@ def check_choices(
                         f"The target has no connection {ref!r}."
                     )
     if conflicts or require_answers:
-        with sessions.borrow(source) as client:
-            rows = client.get_dashboards(dashboard_ids)
-        if dashboard_rows is not None:
-            dashboard_rows.update({row["id"]: row for row in rows})
-        if "*" in conflicts:  # one answer for every dashboard chosen (the CLI's --on-conflict)
-            conflicts.update({str(row["uuid"]): conflicts["*"] for row in rows})
-            del conflicts["*"]
-        known = {str(r.get("uuid")) for r in rows} | {r["slug"] for r in rows if r.get("slug")}
-        for key in conflicts:
-            if key not in known:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # While the source answers: the target is idle.
+            connections = (
+                _starter(pool, target)(_and_release(lambda c: c.list_databases()))
+                if seen is not None
+                else None
+            )
+            errors |= _check_dashboards(
+                source, target, dashboard_ids, conflicts, require_answers, dashboard_rows, seen
+            )
+            if connections is not None:
+                with contextlib.suppress(Exception):  # a head start only: the task reads
+                    seen["databases"], seen["release"] = wait(connections)
+    return errors
+
+
+def _check_dashboards(
+    source: Environment,
+    target: Environment,
+    dashboard_ids: list[int],
+    conflicts: dict[str, str],
+    require_answers: bool,
+    dashboard_rows: dict[int, dict[str, Any]] | None,
+    seen: dict[str, Any] | None,
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    with sessions.borrow(source) as client:
+        rows = client.get_dashboards(dashboard_ids)
+    if dashboard_rows is not None:
+        dashboard_rows.update({row["id"]: row for row in rows})
+    if "*" in conflicts:  # one answer for every dashboard chosen (the CLI's --on-conflict)
+        conflicts.update({str(row["uuid"]): conflicts["*"] for row in rows})
+        del conflicts["*"]
+    known = {str(r.get("uuid")) for r in rows} | {r["slug"] for r in rows if r.get("slug")}
+    for key in conflicts:
+        if key not in known:
+            errors.setdefault("conflicts", []).append(
+                f"{key!r} is not the uuid or slug of a dashboard chosen."
+            )
+    if require_answers:
+        for row, theirs in _slug_conflicts(target, rows, seen):
+            if not {str(row["uuid"]), row["slug"]} & set(conflicts):
                 errors.setdefault("conflicts", []).append(
-                    f"{key!r} is not the uuid or slug of a dashboard chosen."
+                    f"Dashboard {row['title']!r}: the target already has its own dashboard "
+                    f"{theirs['name']!r} with the slug {row['slug']!r}. Choose rename, "
+                    f"take_over or skip for {row['slug']!r} in `conflicts`."
                 )
-        if require_answers:
-            for row, theirs in _slug_conflicts(target, rows):
-                if not {str(row["uuid"]), row["slug"]} & set(conflicts):
-                    errors.setdefault("conflicts", []).append(
-                        f"Dashboard {row['title']!r}: the target already has its own dashboard "
-                        f"{theirs['name']!r} with the slug {row['slug']!r}. Choose rename, "
-                        f"take_over or skip for {row['slug']!r} in `conflicts`."
-                    )
     return errors
 
 
 def _slug_conflicts(
-    target: Environment, rows: list[dict[str, Any]]
+    target: Environment, rows: list[dict[str, Any]], seen: dict[str, Any] | None = None
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Source dashboards whose slug a dashboard of the target's own (another uuid) has."""
     slugs = {r["slug"] for r in rows if r.get("slug")}
     if not slugs:
         return []
     with sessions.borrow(target) as client:
-        theirs = _dashboards(client.find_rows("dashboard", "slug", slugs, DASHBOARD_COLUMNS))
+        found = client.find_rows("dashboard", "slug", slugs, DASHBOARD_COLUMNS)
+    if seen is not None:
+        seen["dashboards"] = found
+    theirs = _dashboards(found)
     by_slug = {t["slug"]: t for t in theirs}
     # The same dashboard (same uuid) under its slug is an update, not a conflict.
     return [

@@ -61,9 +61,16 @@ def backup_rows(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
-def take_backup(target: Environment, plan: dict[str, Any], task: Task) -> dict[str, Any] | None:
+def take_backup(
+    target: Environment,
+    plan: dict[str, Any],
+    task: Task,
+    exported: list[promote.Export] | None = None,
+) -> dict[str, Any] | None:
     """Export the target's version of what the plan replaces, as one saved bundle (its
-    passwords masked, as in any Superset export). None when the plan replaces nothing."""
+    passwords masked, as in any Superset export). None when the plan replaces nothing.
+    ``exported``: the target's exports of dashboards that the plan read (moments ago, in
+    this run, before anything was written), used instead of exporting them again."""
     rows = backup_rows(plan)
     exportable = {k: v for k, v in rows.items() if k != "databases"}
     if not exportable:
@@ -72,8 +79,14 @@ def take_backup(target: Environment, plan: dict[str, Any], task: Task) -> dict[s
         exports = []
         with sessions.borrow(target) as client:
             for kind, found in exportable.items():
+                ids = [r["id"] for r in found]
+                ready = [f for got, f in exported or [] if kind == "dashboards" and set(ids) <= got]
+                if ready:
+                    ready[0].seek(0)
+                    exports.append(ready[0])
+                    continue
                 tmp = stack.enter_context(tempfile.TemporaryFile(dir=settings.DATA_DIR))
-                client.export_assets(kind[:-1], [r["id"] for r in found], tmp)
+                client.export_assets(kind[:-1], ids, tmp)
                 tmp.seek(0)
                 exports.append(tmp)
         merged = stack.enter_context(tempfile.TemporaryFile(dir=settings.DATA_DIR))
@@ -447,7 +460,10 @@ def restore_step(ctx: Any) -> None:
         ctx.check_cancelled()
         written = promote.write_import(name, resource, paths, lambda path, doc: doc)
         try:
-            with sessions.borrow(target) as client, default_storage.open(written, "rb") as f:
+            with (
+                sessions.borrow(target, writing=True) as client,
+                default_storage.open(written, "rb") as f,
+            ):
                 client.import_assets(resource, f, overwrite=True)
         except SupersetError as exc:
             raise TaskFailed(
@@ -469,7 +485,7 @@ def delete_step(ctx: Any) -> None:
     if target is None:
         raise TaskFailed("The target environment no longer exists.")
     try:
-        with sessions.borrow(target) as client:
+        with sessions.borrow(target, writing=True) as client:
             delete_created(client, plan, ctx.log)
     except SupersetError as exc:
         raise TaskFailed(f"{target.name} refused a deletion: {exc.message}") from exc

@@ -30,8 +30,10 @@ def _key(env) -> tuple:
 
 
 @contextmanager
-def borrow(env) -> Iterator[SupersetClient]:
-    """A logged-in client for ``env``, given back to the pool afterwards.
+def borrow(env, *, writing: bool = False) -> Iterator[SupersetClient]:
+    """A logged-in client for ``env``, given back to the pool afterwards. ``writing``:
+    one whose session has its CSRF token already, when one is idle (the reads that run
+    side by side leave several sessions idle, most never wrote).
 
     Superset answering "no" (an import refused, a connection test failed, a
     404) leaves the session as good as it was, so the client is kept; any
@@ -41,7 +43,8 @@ def borrow(env) -> Iterator[SupersetClient]:
     key = _key(env)
     with _lock:
         pool = _idle.get(key, [])
-        client = pool.pop() if pool else None
+        ready = [i for i, c in enumerate(pool) if c.can_write] if writing else []
+        client = pool.pop(ready[-1] if ready else -1) if pool else None
     if client is None:
         client = env.client()
     keep = False

@@ -204,28 +204,46 @@ def task_changed(task: Any) -> None:
     task.touch()
 
 
+def listened(group: str) -> bool:
+    """Might anyone receive what is sent to ``group``? False only when that is certain:
+    the in-memory layer (one process, the embedded mode) knows its groups' members; a
+    cross-process layer (Redis) does not tell, so there it is always True. What nobody
+    would receive is not rendered."""
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        return bool(layer.groups.get(group))
+    return layer is not None
+
+
 def _publish_task(task: Any, created: bool) -> None:
+    history, status = listened(HISTORY_GROUP), listened(task_group(task.pk))
+    if not (history or status):
+        return
     try:
-        row = presenter.render_row(task)
-        removal = presenter.render_row_removal(task)
-        status_html = presenter.render_status(task)
-        notify = presenter.render_notification(task)
+        if history:
+            row = presenter.render_row(task)
+            removal = presenter.render_row_removal(task)
+            notify = presenter.render_notification(task)
+        if status:
+            status_html = presenter.render_status(task)
     except Exception:
         logger.exception("Could not render task %s for a live update", task.pk)
         return
     summary = presenter.live_json(task)
-    send(
-        HISTORY_GROUP,
-        {
-            "type": "task.changed",
-            "task": summary,
-            "created": created,
-            "row": row,
-            "removal": removal,
-            "notify": notify,
-        },
-    )
-    send(task_group(task.pk), {"type": "task.status", "task": summary, "html": status_html})
+    if history:
+        send(
+            HISTORY_GROUP,
+            {
+                "type": "task.changed",
+                "task": summary,
+                "created": created,
+                "row": row,
+                "removal": removal,
+                "notify": notify,
+            },
+        )
+    if status:
+        send(task_group(task.pk), {"type": "task.status", "task": summary, "html": status_html})
 
 
 def on_log_written(sender: Any, entry: Any, **kwargs: Any) -> None:
@@ -234,6 +252,9 @@ def on_log_written(sender: Any, entry: Any, **kwargs: Any) -> None:
 
 
 def _publish_log_entry(entry: Any) -> None:
+    group = task_logs_group(entry.task_id)
+    if not listened(group):
+        return
     # Rendered once here, however many viewers listen: the consumers relay it.
     try:
         html = presenter.render_log_entry(entry)
@@ -241,7 +262,7 @@ def _publish_log_entry(entry: Any) -> None:
         logger.exception("Could not render log entry %s for a live update", entry.pk)
         return
     send(
-        task_logs_group(entry.task_id),
+        group,
         {
             "type": "log.entry",
             "task_id": entry.task_id,

@@ -184,7 +184,18 @@ def start_embedded_workers_if_configured() -> None:
     start_embedded_workers(settings.WORKER_THREADS)
 
 
+def runs_tasks_here() -> bool:
+    """Do workers of this process take queued tasks (the embedded mode)? A task queued
+    here is then started here, at once when a worker is idle."""
+    return _embedded_count > 0
+
+
+_embedded_count = 0
+
+
 def start_embedded_workers(count: int) -> list[TaskWorker]:
+    global _embedded_count
+    _embedded_count += count
     start_process_threads()
     workers = []
     for n in range(count):

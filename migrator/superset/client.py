@@ -533,6 +533,11 @@ class SupersetClient:
             self._refresh_token = None
             self._login()
 
+    @property
+    def can_write(self) -> bool:
+        """Has this session its CSRF token already (a write needs no call to fetch it)?"""
+        return self._csrf_token is not None
+
     def csrf(self) -> str:
         """The CSRF token, fetched once; its session cookie stays in ``self.session``."""
         if self._csrf_token is None:

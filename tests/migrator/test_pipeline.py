@@ -139,7 +139,7 @@ class FakeTarget:
 def ctx(monkeypatch):
     def use(client):
         @contextmanager
-        def borrow(env):
+        def borrow(env, **kwargs):
             yield client
 
         monkeypatch.setattr(sessions, "borrow", borrow)
@@ -270,3 +270,15 @@ def test_a_500_that_keeps_coming_fails_the_task(ctx):
     ctx.use(FakeTarget([busy] * 3))
     with pytest.raises(TaskFailed, match="unknown reason"):
         pipeline.import_step(ctx)
+
+
+def test_the_report_is_published_with_the_tasks_end(ctx, monkeypatch):
+    """The verify step saves the report without a change of the task's own: it is the
+    last step, so the status change that follows (success or failure) publishes it."""
+    assert [s.name for s in pipeline.MIGRATION.steps][-1] == "verify"
+    report = {"assets": [], "warnings": [], "counts": {}, "changed_on": {}}
+    monkeypatch.setattr(pipeline.promote, "check", lambda target, plan, written: dict(report))
+    version = Task.objects.get(pk=ctx.task.pk).version
+    pipeline.verify_step(ctx)
+    assert Promotion.of(ctx.task).report["counts"] == {}
+    assert Task.objects.get(pk=ctx.task.pk).version == version

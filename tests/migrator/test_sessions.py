@@ -50,3 +50,15 @@ def test_a_broken_connection_drops_the_session(env):
 def test_two_borrowers_at_once_get_two_clients(env):
     with sessions.borrow(env) as one, sessions.borrow(env) as two:
         assert one is not two
+
+
+def test_a_write_gets_a_session_that_wrote_before(env):
+    """Reads side by side leave several sessions idle; an import takes one whose CSRF
+    token is known (no call to fetch it), whichever was given back last."""
+    with sessions.borrow(env) as reader, sessions.borrow(env) as writer:
+        writer._csrf_token = "token"
+    assert _borrowed(env) is reader  # the last given back, for a read
+    with sessions.borrow(env, writing=True) as client:
+        assert client is writer
+    with sessions.borrow(env, writing=True), sessions.borrow(env, writing=True) as other:
+        assert other is reader  # none left that wrote: any idle one

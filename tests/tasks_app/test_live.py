@@ -186,6 +186,7 @@ def test_each_change_is_published_as_it_left_the_task(
 
     sent: list[tuple[str, dict]] = []
     monkeypatch.setattr(live, "send", lambda group, message: sent.append((group, message)))
+    monkeypatch.setattr(live, "listened", lambda group: True)  # the history and a task page
     with django_capture_on_commit_callbacks(execute=True):
         task = engine.submit("probe", owner=None, params={})
         task.start("w1")
@@ -249,3 +250,37 @@ async def test_a_socket_accepted_while_redis_is_away_is_closed_at_the_next_faile
         watcher.cancel()
         watchdog._consumers.clear()
     assert closed == [("first", 4503), ("second", 4503)]
+
+
+@pytest.mark.django_db
+def test_what_nobody_listens_to_is_neither_rendered_nor_sent(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """The in-memory layer (embedded mode) knows who listens: a change nobody would
+    receive costs the worker no rendering. Here only the history listens."""
+    from channels.layers import get_channel_layer
+
+    from tasks_app import engine, presenter
+
+    layer = get_channel_layer()
+    assert isinstance(layer, InMemoryChannelLayer)
+    rendered: list[str] = []
+    for name in ("render_row", "render_status", "render_log_entry"):
+        real = getattr(presenter, name)
+        monkeypatch.setattr(
+            presenter, name, lambda obj, real=real, name=name: rendered.append(name) or real(obj)
+        )
+    sent: list[str] = []
+    monkeypatch.setattr(live, "send", lambda group, message: sent.append(group))
+    monkeypatch.setattr(layer, "groups", {})
+    with django_capture_on_commit_callbacks(execute=True):
+        task = engine.submit("probe", owner=None, params={})
+        engine.TaskLog(task).info("Nobody reads this yet")
+    assert (rendered, sent) == ([], [])
+
+    monkeypatch.setattr(layer, "groups", {live.HISTORY_GROUP: {"specific.a!b": 0}})
+    with django_capture_on_commit_callbacks(execute=True):
+        task.start("w1")
+        engine.TaskLog(task).info("Nor this")
+    assert (rendered, sent) == (["render_row"], [live.HISTORY_GROUP])
+    assert live.listened(live.HISTORY_GROUP) and not live.listened(live.task_group(task.pk))

@@ -133,6 +133,7 @@ def test_a_change_outside_a_transition_is_a_new_version_published_as_it_is(
 
     sent = []
     monkeypatch.setattr(live, "send", lambda group, message: sent.append(message))
+    monkeypatch.setattr(live, "listened", lambda group: True)
     task = Task.objects.create(kind="demo")
     task.start("w1")
     Task.objects.filter(pk=task.pk).update(params={"title": "Sales"})  # version 3

@@ -1,0 +1,221 @@
+"""What the start of a migration read of the target, handed to its task (fakes; the
+real Supersets: tests/e2e)."""
+
+from __future__ import annotations
+
+import io
+from contextlib import contextmanager
+
+import pytest
+from django.core.files.storage import default_storage
+
+from migrator import pipeline, promote, sessions
+from migrator.superset.assets import scan
+from tests.migrator.test_inventory_reads import CHANGED_ON, FakeTarget
+from tests.migrator.test_plan import DA, DB, _bundle
+
+TWIN = {
+    "id": 4,
+    "uuid": DA,
+    "slug": "sales",
+    "dashboard_title": "Sales",
+    "changed_on_utc": CHANGED_ON,
+}
+CONNECTIONS = [{"id": 1, "uuid": DB, "database_name": "analytics", "backend": "postgresql"}]
+
+
+@pytest.fixture
+def target(monkeypatch):
+    fake = FakeTarget()
+    fake.exporting.set()  # nothing here waits for the export
+
+    @contextmanager
+    def borrow(env, **kwargs):
+        yield fake
+
+    monkeypatch.setattr(sessions, "borrow", borrow)
+    return fake
+
+
+def test_what_the_start_read_is_not_read_again(target):
+    known = {"databases": CONNECTIONS, "dashboards": [TWIN]}
+    found = promote.early_reads("target", [{"uuid": DA}], known, records={DA: CHANGED_ON})
+    assert target.calls == {}
+    assert (found["databases"], found["dashboards"]) == (CONNECTIONS, [TWIN])
+
+
+def test_a_dashboard_the_target_changed_since_is_exported_at_once(target):
+    """Whatever the source holds now, it is compared by content: its export from the
+    target starts with the early reads, and the plan does not export it again."""
+    for records in ({DA: "2026-11-30T09:00:00"}, {}):  # changed since, or never ours
+        target.calls.clear()
+        found = promote.early_reads(
+            "target", [{"uuid": DA}], {"dashboards": [TWIN]}, records=records
+        )
+        assert target.calls == {
+            ("databases", ""): 1,
+            ("release", ""): 1,
+            ("dashboard export", "4"): 1,
+        }
+        assert ("dashboards", DA) in found["copies"]
+        target.calls.clear()
+        bundle = scan(io.BytesIO(_bundle()))
+        inventory = promote.read_inventory("target", bundle, {}, found)
+        assert target.calls == {("dataset", "uuid"): 1, ("chart", "uuid"): 1}
+        assert ("dashboards", DA) in inventory.copies
+
+
+def test_a_slug_read_without_the_twin_is_no_uuid_read(target):
+    """Found by slug: another dashboard of the target's own (a conflict), not the twin.
+    The twin may still be there under another slug: read by uuid."""
+    theirs = TWIN | {"id": 9, "uuid": "another"}
+    found = promote.early_reads("target", [{"uuid": DA}], {"dashboards": [theirs]})
+    assert target.calls == {("databases", ""): 1, ("release", ""): 1, ("dashboard", "uuid"): 1}
+    assert [r["uuid"] for r in found["dashboards"]] == [DA]
+    assert "copies" not in found  # no record asked about: the plan decides
+
+
+class FakeSource:
+    def get_dashboards(self, ids):
+        return [{"id": 2, "uuid": DA, "title": "Sales", "slug": "sales"}]
+
+
+def test_the_check_of_a_start_keeps_what_it_read_of_the_target(monkeypatch, envs):
+    source, target = FakeSource(), FakeTarget()
+
+    @contextmanager
+    def borrow(env, **kwargs):
+        yield source if env.name == "dev" else target
+
+    monkeypatch.setattr(sessions, "borrow", borrow)
+    seen: dict = {}
+    errors = promote.check_choices(
+        envs[0], envs[1], [2], databases={}, conflicts={}, require_answers=True, seen=seen
+    )
+    assert errors == {}
+    # The slug read it makes anyway, and the connections, read while the source answered.
+    assert target.calls == {("dashboard", "slug"): 1, ("databases", ""): 1, ("release", ""): 1}
+    assert [r["uuid"] for r in seen["dashboards"]] == [DA]
+    assert seen["databases"][0]["uuid"] == DB
+
+
+@pytest.mark.django_db
+def test_a_head_start_is_for_its_task_once_and_only_while_fresh(monkeypatch, owner, envs):
+    now = [100.0]
+    monkeypatch.setattr(pipeline, "_clock", lambda: now[0])
+
+    def start(seen):
+        return pipeline.start_migration(
+            owner=owner,
+            source=envs[0],
+            target=envs[1],
+            dashboards=[{"id": 2, "title": "Sales", "uuid": DA, "slug": "sales"}],
+            overwrite=True,
+            seen=seen,
+        )
+
+    task = start({"dashboards": [TWIN]})
+    assert pipeline._head_start(task.pk) == {"dashboards": [TWIN]}
+    assert pipeline._head_start(task.pk) is None  # taken
+    task = start({"dashboards": [TWIN]})
+    now[0] += pipeline.HEAD_START_FRESH + 0.1  # the task waited for a worker
+    assert pipeline._head_start(task.pk) is None
+    assert pipeline._head_start(start(None).pk) is None
+
+
+@pytest.mark.django_db
+def test_the_export_step_hands_the_head_start_and_the_records_to_the_early_reads(
+    monkeypatch, owner, envs
+):
+    from migrator.models import PromotedAsset
+    from tasks_app.engine import StepContext
+    from tasks_app.tasklog import TaskLog
+
+    class Source:
+        def export_dashboards(self, ids, dest):
+            data = _bundle()
+            dest.write(data)
+            return len(data)
+
+    @contextmanager
+    def borrow(env, **kwargs):
+        yield Source()
+
+    monkeypatch.setattr(sessions, "borrow", borrow)
+    given = []
+    monkeypatch.setattr(
+        promote, "early_reads", lambda env, rows, known, records: given.append((known, records))
+    )
+    PromotedAsset.objects.create(
+        target=envs[1], asset_type="dashboards", uuid=DA, source_hash="h", target_changed_on="t"
+    )
+    task = pipeline.start_migration(
+        owner=owner,
+        source=envs[0],
+        target=envs[1],
+        dashboards=[{"id": 2, "title": "Sales", "uuid": DA, "slug": "sales"}],
+        overwrite=True,
+        seen={"dashboards": [TWIN]},
+    )
+    ctx = StepContext(task=task, log=TaskLog(task), checkpoint={})
+    pipeline.export_step(ctx)
+    ctx.memo["early_reads"].result()
+    assert given == [({"dashboards": [TWIN]}, {DA: "t"})]
+
+
+def _older_title() -> bytes:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(_bundle())) as old, zipfile.ZipFile(out, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if "dashboards/" in info.filename:
+                data = data.replace(b"dashboard_title: Sales", b"dashboard_title: Sales (old)")
+            new.writestr(info, data)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_backup_takes_the_export_the_plan_read_before_anything_was_written(target, owner, envs):
+    """A dashboard the target changed since is exported once: to compare it while
+    planning, and that export is its backup (this run, before the first write)."""
+    from migrator import rollback
+    from migrator.plan import Choices, make_plan
+    from migrator.superset.assets import scan as scan_bundle
+    from tasks_app.models import Task
+
+    target.export = _older_title  # the target has an older version of the dashboard
+    found = promote.early_reads("target", [{"uuid": DA}], {"dashboards": [TWIN]}, records={})
+    kept: list = []
+    bundle = scan(io.BytesIO(_bundle(chart="Renamed")))  # and the source a renamed chart
+    inventory = promote.read_inventory("target", bundle, {}, found, kept)
+    assert [ids for ids, _ in kept] == [frozenset({4})]
+    plan = make_plan(bundle, inventory, Choices(overwrite=True))
+    assert [i["action"] for kind in ("dashboards", "charts") for i in plan[kind]] == [
+        "update",
+        "update",
+    ]
+    task = Task.objects.create(kind="migration", owner=owner)
+    target.calls.clear()
+    backup = rollback.take_backup(envs[1], plan, task, kept)
+    # The charts it updates are exported for the backup; the dashboard is not again.
+    assert target.calls == {("chart export", "3"): 1}
+    assert set(backup["assets"]) == {"charts", "dashboards"}
+    with default_storage.open(backup["file"]) as saved:
+        assert ("dashboards", DA) in {(a.type, a.uuid) for a in scan_bundle(saved).assets}
+    promote.close_exports(kept)
+
+
+@pytest.mark.django_db
+def test_an_export_of_other_dashboards_is_no_backup(target, owner, envs):
+    from migrator import rollback
+    from tasks_app.models import Task
+
+    plan = {kind: [] for kind in ("databases", "datasets", "charts")} | {
+        "dashboards": [{"action": "update", "uuid": DA, "name": "Sales", "target": TWIN}]
+    }
+    other = io.BytesIO(_bundle())
+    task = Task.objects.create(kind="migration", owner=owner)
+    rollback.take_backup(envs[1], plan, task, [(frozenset({9}), other)])
+    assert target.calls == {("dashboard export", "4"): 1}
