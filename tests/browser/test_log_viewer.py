@@ -64,5 +64,9 @@ def test_a_running_tasks_log_grows_live_and_says_when_new_entries_are_below(
     jump.click()
     expect(jump).to_be_hidden()
     assert browser_app.api.post(f"/api/tasks/{task_id}/cancel").status_code == 200
-    expect(entries.last).to_contain_text("Cancelled at the user's request.", timeout=20_000)
+    # Where it lands is not promised: the worker may log it before the web process logs
+    # "Cancel requested" (it saw the flag in between); it arrives, live, once.
+    expect(entries.filter(has_text="Cancelled at the user's request.")).to_have_count(
+        1, timeout=20_000
+    )
     assert page.evaluate("window.__marker") == 1  # no reload
