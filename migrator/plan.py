@@ -131,7 +131,7 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
             f"{item.get('reason', '')}"
         )
     for line in plan.get("adapted") or []:
-        lines.append(f"  For Superset {plan['release']}: {line}")
+        lines.append(f"  For Superset {plan['target_release']}: {line}")
     for line in plan.get("not_carried") or []:
         lines.append(f"  Not carried: {line}")
     return lines

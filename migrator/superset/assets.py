@@ -29,7 +29,7 @@ from migrator.superset.bundle import (
     split_uri_password,
 )
 from migrator.superset.errors import InvalidBundle
-from migrator.superset.versions import normalise_currency, pop_path, versioned_paths
+from migrator.superset.versions import VERSIONED_PATHS, normalise_currency, pop_path
 
 ASSET_TYPES = ("databases", "datasets", "charts", "dashboards")
 # metadata.yaml ``type`` of each importer (``POST /api/v1/<resource>/import/``).
@@ -230,7 +230,7 @@ def fingerprints(doc: dict[str, Any], kind: str = "") -> dict[str, Any]:
     exact = {k: v for k, v in doc.items() if k != "version"}
     comparable = normalise_currency(doc) if kind == "datasets" else doc
     versioned = []
-    for path in versioned_paths().get(kind, []):
+    for path in VERSIONED_PATHS.get(kind, ()):
         comparable, values = pop_path(comparable, path)
         if values:
             versioned.append((path, _hash(_without_ids(values))))

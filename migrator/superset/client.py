@@ -685,12 +685,8 @@ class SupersetClient:
                     raise too_large
                 dest.write(chunk)
         except requests.RequestException as exc:
-            if guard.expired:
-                raise guard.timed_out() from exc
-            raise SupersetUnreachable(
-                f"The connection to {self.url} broke while downloading the export after {written} bytes: "
-                f"{_transport_cause(exc)}.",
-                url=response.url,
+            raise self._broken(
+                exc, guard, f"downloading the export after {written} bytes", response.url
             ) from exc
         if written < 4:
             raise InvalidBundle(
@@ -1173,13 +1169,7 @@ class SupersetClient:
                 if len(data) > limit:
                     break
         except requests.RequestException as exc:
-            if guard is not None and guard.expired:
-                raise guard.timed_out() from exc
-            raise SupersetUnreachable(
-                f"The connection to {self.url} broke while reading the answer to {what}: "
-                f"{_transport_cause(exc)}.",
-                url=self.url,
-            ) from exc
+            raise self._broken(exc, guard, f"reading the answer to {what}", self.url) from exc
         if len(data) > limit:
             if whole:
                 raise too_large
@@ -1190,6 +1180,18 @@ class SupersetClient:
         if response.encoding is None:
             # requests would otherwise guess the encoding of a large body, slowly.
             response.encoding = "utf-8"
+
+    def _broken(
+        self, exc: BaseException, guard: _Guard | None, doing: str, url: str
+    ) -> SupersetError:
+        """A body that stopped arriving: the deadline's error when it ran out, else the
+        connection that broke ``doing`` something."""
+        if guard is not None and guard.expired:
+            return guard.timed_out()
+        return SupersetUnreachable(
+            f"The connection to {self.url} broke while {doing}: {_transport_cause(exc)}.",
+            url=url,
+        )
 
     def _may_retry(self, attempt: int, guard: _Guard) -> bool:
         """Retries left, and time for the pause before the next one."""

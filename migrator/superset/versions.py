@@ -106,13 +106,11 @@ def unknown_keys(name: str) -> list[Key]:
     return [key for key in KEYS if not at_least(name, key.since)]
 
 
-def versioned_paths() -> dict[str, list[str]]:
-    """{kind: key paths} of every key some release does not know: two Supersets of
-    different releases hold the same asset with and without them."""
-    found: dict[str, list[str]] = {}
-    for key in KEYS:
-        found.setdefault(key.kind, []).append(key.path)
-    return found
+# {kind: key paths} of every key some release does not know: two Supersets of different
+# releases hold the same asset with and without them.
+VERSIONED_PATHS: dict[str, tuple[str, ...]] = {
+    kind: tuple(k.path for k in KEYS if k.kind == kind) for kind in {k.kind for k in KEYS}
+}
 
 
 def pop_path(document: dict[str, Any], path: str) -> tuple[dict[str, Any], list[Any]]:
