@@ -92,6 +92,25 @@ class ApiSession(requests.Session):
             method, url if url.startswith("http") else self.base + url, *args, **kwargs
         )
 
+    def migrate(
+        self, source: str, target: str, dashboard_ids: list[int], timeout: float = 240, **options
+    ) -> dict:
+        """Start a migration through the API; the task once it ended or asks for input."""
+        answer = self.post(
+            "/api/migrations",
+            json={"source": source, "target": target, "dashboards": dashboard_ids, **options},
+        )
+        assert answer.status_code == 201, answer.text
+        return self.wait_for_status(
+            answer.json()["id"], {"SUCCESS", "FAILED", "AWAITING_INPUT"}, timeout
+        )
+
+    def log_messages(self, task_id: int) -> list[str]:
+        """A task's log, message by message."""
+        answer = self.get(f"/api/tasks/{task_id}/logs")
+        assert answer.status_code == 200, answer.text
+        return [e["message"] for e in answer.json()["entries"]]
+
     def wait_for_status(self, task_id: int, statuses: set[str], timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

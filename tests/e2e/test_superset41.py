@@ -41,18 +41,7 @@ def admin41(superset41) -> SupersetAdmin:
 
 
 def _migrate(api, source: str, target: str, dashboard_id: int) -> dict:
-    answer = api.post(
-        "/api/migrations",
-        json={"source": source, "target": target, "dashboards": [dashboard_id], "overwrite": True},
-    )
-    assert answer.status_code == 201, answer.text
-    return api.wait_for_status(answer.json()["id"], DONE, timeout=180)
-
-
-def _log_messages(api, task_id: int) -> list[str]:
-    answer = api.get(f"/api/tasks/{task_id}/logs")
-    assert answer.status_code == 200, answer.text
-    return [e["message"] for e in answer.json()["entries"]]
+    return api.migrate(source, target, [dashboard_id], timeout=180, overwrite=True)
 
 
 def test_a_61_dashboard_goes_into_41_without_the_fields_41_does_not_know(
@@ -66,7 +55,7 @@ def test_a_61_dashboard_goes_into_41_without_the_fields_41_does_not_know(
 
     assert task["status"] == "SUCCESS", task
     assert (task["plan"]["target_release"], task["plan"]["release"]) == ("4.1.4", "4.1")
-    messages = _log_messages(api, task["id"])
+    messages = api.log_messages(task["id"])
     # Adapted before the first import: no refusal, no second attempt.
     assert not any("older Superset" in m or "trying once more" in m for m in messages), messages
     (migrated,) = admin41.dashboards_by_title(SALES)

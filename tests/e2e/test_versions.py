@@ -95,17 +95,7 @@ def test_secure_sales_migrates_with_a_wrong_then_the_right_password(
     want = _content(source.admin, dashboard)
     target.admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
 
-    answer = api.post(
-        "/api/migrations",
-        json={
-            "source": source.name,
-            "target": target.name,
-            "dashboards": [dashboard["id"]],
-            "overwrite": True,
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    task = api.wait_for_status(answer.json()["id"], DONE, timeout=240)
+    task = api.migrate(source.name, target.name, [dashboard["id"]], overwrite=True)
     assert task["status"] == "AWAITING_INPUT", task
     fields = task["input_request"]["fields"]
     assert [(f["key"], f["type"]) for f in fields] == [(SECURE_ANALYTICS_KEY, "password")]

@@ -35,18 +35,7 @@ ROLLBACK_TARGETS = ["6.0"]
 
 
 def _migrate(api, source: str, target: str, dashboard_id: int, **extra) -> dict:
-    answer = api.post(
-        "/api/migrations",
-        json={"source": source, "target": target, "dashboards": [dashboard_id], **extra},
-    )
-    assert answer.status_code == 201, answer.text
-    return api.wait_for_status(answer.json()["id"], DONE, timeout=240)
-
-
-def _messages(api, task_id: int) -> list[str]:
-    answer = api.get(f"/api/tasks/{task_id}/logs")
-    assert answer.status_code == 200, answer.text
-    return [e["message"] for e in answer.json()["entries"]]
+    return api.migrate(source, target, [dashboard_id], **extra)
 
 
 def _one_attempt_each(messages: list[str]) -> None:
@@ -119,14 +108,14 @@ def test_a_metric_currency_goes_61_to_50_and_back_to_61(
         assert down["plan"]["target_release"] == "5.0.0"
         assert any("metric currencies" in line for line in down["plan"]["adapted"]), down["plan"]
         assert any("metric currencies" in line for line in down["report"]["adapted"])
-        _one_attempt_each(_messages(api, down["id"]))
+        _one_attempt_each(api.log_messages(down["id"]))
         assert _currencies(older.admin)[name] == CURRENCY
 
         for existing in target_admin.dashboards_by_title(SALES):
             target_admin.delete_dashboard(existing["id"])
         up = _migrate(api, older.name, "target", _dashboard_id(older.admin, SALES), overwrite=True)
         assert up["status"] == "SUCCESS", up["error"]
-        _one_attempt_each(_messages(api, up["id"]))
+        _one_attempt_each(api.log_messages(up["id"]))
         assert _currencies(target_admin)[name] == CURRENCY
     finally:
         _set_currency(source_admin, None)
@@ -244,7 +233,7 @@ def test_a_theme_travels_to_60_and_going_to_50_is_said_before_anything_is_writte
         (line,) = [x for x in task["plan"]["adapted"] if "theme_uuid" in x]
         assert "5.0 has no themes: the dashboard will use the default theme" in line
         assert line in task["report"]["adapted"]
-        _one_attempt_each(_messages(api, task["id"]))
+        _one_attempt_each(api.log_messages(task["id"]))
     finally:
         source_admin.request("PUT", f"/api/v1/dashboard/{dashboard_id}", json={"theme_id": None})
         source_admin.delete(f"/api/v1/theme/{made.json()['id']}")
