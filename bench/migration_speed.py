@@ -12,6 +12,14 @@ It prints medians and ratios; it asserts nothing. "App" is measured as a
 browser sees it: POST /api/migrations, then the SUCCESS event on the
 history WebSocket (/ws/tasks/?format=json), on the real app served as
 `make run` serves it (daphne, embedded workers).
+
+Two cases per size, each run after the other, bare then app:
+- "changed": before each run, every dashboard's title and one of its charts'
+  names change on the source, so the app's run really writes: it plans, backs
+  up what it replaces, imports the charts and the dashboards, and checks the
+  target after. The bare calls import everything, changed or not.
+- "unchanged": nothing changed since the last run. The bare calls import all
+  the same; the app plans, writes nothing and says so.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.appserver import AppServer
-from tests.e2e.superset_servers import ensure_servers, seed_source
+from tests.e2e.superset_servers import SupersetAdmin, ensure_servers, seed_source
 
 JSON = {"Accept": "application/json"}
 
@@ -96,6 +104,28 @@ async def _through_app(server: AppServer, api, ids: list[int]) -> float:
                 return time.perf_counter() - started
 
 
+def touch_source(admin: SupersetAdmin, ids: list[int], run: int | None) -> None:
+    """Change each dashboard's title and its first chart's name (outside the timing);
+    run None puts the seeded names back."""
+    for dashboard_id in ids:
+        row = admin.get_json(f"/api/v1/dashboard/{dashboard_id}")["result"]
+        title = row["dashboard_title"].split(" (run ")[0]
+        admin.request(
+            "PUT",
+            f"/api/v1/dashboard/{dashboard_id}",
+            json={"dashboard_title": title if run is None else f"{title} (run {run})"},
+        )
+        charts = admin.dashboard_charts(dashboard_id)
+        if charts:
+            chart = min(charts, key=lambda c: c["id"])
+            name = chart["slice_name"].split(" (run ")[0]
+            admin.request(
+                "PUT",
+                f"/api/v1/chart/{chart['id']}",
+                json={"slice_name": name if run is None else f"{name} (run {run})"},
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -120,19 +150,30 @@ def main() -> None:
         # Warm up both paths once (first import creates the objects; Python imports).
         bare_calls(urls["source"], urls["target"], one)
         asyncio.run(_through_app(server, api, one))
-        print(f"{'case':<16}{'bare calls (s)':>16}{'app (s)':>12}{'app / bare':>12}")
+        admin = SupersetAdmin(urls["source"])
+        print(f"{'case':<28}{'bare calls (s)':>16}{'app (s)':>12}{'app / bare':>12}")
+        run = 0
         for label, ids in (("1 dashboard", one), (f"{len(fifty)} dashboards", fifty)):
-            bare, app = [], []
-            for _ in range(args.runs):
-                bare.append(bare_calls(urls["source"], urls["target"], ids))
-                app.append(asyncio.run(_through_app(server, api, ids)))
-            b, a = statistics.median(bare), statistics.median(app)
-            print(f"{label:<16}{b:>16.3f}{a:>12.3f}{a / b:>12.2f}")
+            for changed in (True, False):
+                bare, app = [], []
+                for _ in range(args.runs):
+                    if changed:
+                        run += 1
+                        touch_source(admin, ids, run)
+                    bare.append(bare_calls(urls["source"], urls["target"], ids))
+                    if changed:
+                        run += 1
+                        touch_source(admin, ids, run)
+                    app.append(asyncio.run(_through_app(server, api, ids)))
+                b, a = statistics.median(bare), statistics.median(app)
+                case = f"{label}, {'changed' if changed else 'unchanged'}"
+                print(f"{case:<28}{b:>16.3f}{a:>12.3f}{a / b:>12.2f}", flush=True)
         print(
             f"(medians of {args.runs} runs; app = POST to SUCCESS on the WebSocket, sessions reused)"
         )
     finally:
         server.stop()
+        touch_source(SupersetAdmin(urls["source"]), one + fifty, None)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from migrator import rollback
 from migrator.forms import EnvironmentForm, MigrationForm, resolve_environment
 from migrator.models import DatabaseMapping, Environment
-from migrator.pipeline import head_start_wanted
+from migrator.pipeline import drop_head_start, head_start_wanted
 from migrator.plan import PlanError
 from migrator.superset.errors import SupersetError
 from tasks_app.access import task_for_change
@@ -330,15 +330,19 @@ def _validated_migration(
     choices = payload.choices()
     rows: dict[int, dict[str, Any]] = {}
     try:
-        # A script gets a 400 for a slug conflict it did not answer (a person is asked).
-        errors = form.check(choices, require_answers=starting, rows=rows, seen=seen)
-    except SupersetError as exc:
-        if not starting:
-            raise HttpError(502, exc.message) from exc
-        # Started anyway: the task reports what is wrong with the Superset it cannot reach.
-        errors = {}
-    if errors:
-        raise _Invalid("Invalid choices.", errors)
+        try:
+            # A script gets a 400 for a slug conflict it did not answer (a person is asked).
+            errors = form.check(choices, require_answers=starting, rows=rows, seen=seen)
+        except SupersetError as exc:
+            if not starting:
+                raise HttpError(502, exc.message) from exc
+            # Started anyway: the task reports what is wrong with the Superset it cannot reach.
+            errors = {}
+        if errors:
+            raise _Invalid("Invalid choices.", errors)
+    except BaseException:
+        drop_head_start(seen)
+        raise
     return form, choices, rows
 
 
@@ -363,7 +367,11 @@ def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
     # with it), and the target's reads when a worker of this process takes it at once.
     seen = {} if head_start_wanted() else None
     form, choices, rows = _validated_migration(request, payload, starting=True, seen=seen)
-    task = form.start(request.user, choices, rows=rows, seen=seen)
+    try:
+        task = form.start(request.user, choices, rows=rows, seen=seen)
+    except BaseException:
+        drop_head_start(seen)
+        raise
     return Reply(201, task_json(task))
 
 

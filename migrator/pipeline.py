@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files import File
@@ -118,17 +118,46 @@ def head_start_wanted() -> bool:
     return worker.runs_tasks_here()
 
 
+def drop_head_start(seen: dict[str, Any] | None) -> None:
+    """A head start nobody takes: its export's file is closed (now, or once it is in)."""
+    export = (seen or {}).pop("export", None)
+    if export is not None:
+        export.add_done_callback(
+            lambda f: f.result()[1].close() if not f.cancelled() and f.exception() is None else None
+        )
+
+
 def _keep_head_start(task_id: int, seen: dict[str, Any]) -> None:
+    dropped = []
     with _head_starts_lock:
-        _head_starts[task_id] = (_clock(), seen)
+        now = _clock()
+        for key in [k for k, (when, _) in _head_starts.items() if now - when > HEAD_START_FRESH]:
+            dropped.append(_head_starts.pop(key)[1])
+        _head_starts[task_id] = (now, seen)
         while len(_head_starts) > _HEAD_STARTS_KEPT:
-            del _head_starts[next(iter(_head_starts))]
+            dropped.append(_head_starts.pop(next(iter(_head_starts)))[1])
+    for old in dropped:
+        drop_head_start(old)
 
 
 def _head_start(task_id: int) -> dict[str, Any] | None:
     with _head_starts_lock:
         when, seen = _head_starts.pop(task_id, (0.0, None))
-    return seen if seen is not None and _clock() - when <= HEAD_START_FRESH else None
+    if seen is not None and _clock() - when <= HEAD_START_FRESH:
+        return seen
+    drop_head_start(seen)
+    return None
+
+
+def _prefetched(export: Future | None) -> tuple[int, IO[bytes]] | None:
+    """The head start's export of the source, when it went well (a failed one is
+    exported again, and its failure then said as the task says any)."""
+    if export is None:
+        return None
+    try:
+        return wait(export)
+    except Exception:  # noqa: BLE001 - exported again below, which reports the failure
+        return None
 
 
 def export_step(ctx: StepContext) -> None:
@@ -142,6 +171,8 @@ def export_step(ctx: StepContext) -> None:
         dashboards=dashboards,
     )
     started = time.monotonic()
+    head = _head_start(ctx.task.pk)
+    export = (head or {}).pop("export", None)
     target = Environment.from_ref(ctx.task.params["target"])
     # Beside the export: the dashboards' rows (titles, uuids), unless the start read them
     # already, then what the plan reads of the target with them. Each in a copy of this
@@ -166,15 +197,20 @@ def export_step(ctx: StepContext) -> None:
             _early_reads,
             target,
             rows,
-            _head_start(ctx.task.pk),
+            head,
             records,
         )
         # In DATA_DIR, as the saved bundle: nothing a source sends is written elsewhere.
-        with tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
+        # The start's own export when it began one (a head start), else exported now.
+        prefetched = _prefetched(export)
+        with prefetched[1] if prefetched else tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
             try:
                 try:
-                    with sessions.borrow(source) as client:
-                        size = client.export_dashboards(ids, tmp)
+                    if prefetched:
+                        size = prefetched[0]
+                    else:
+                        with sessions.borrow(source) as client:
+                            size = client.export_dashboards(ids, tmp)
                 finally:
                     if any(not d.get("title") for d in dashboards):
                         # An unknown id is said as such, rather than as the export's 404.
@@ -628,8 +664,9 @@ def start_migration(
     conflicts: dict[str, str] | None = None,
     seen: dict[str, Any] | None = None,
 ) -> Task:
-    """``seen``: what the start read of the target (``promote.check_choices``), a head
-    start for the task when a worker of this process takes it at once."""
+    """``seen``: what the start read of the target (``promote.check_choices``) and its
+    export of the source (``start_export``), a head start for the task when a worker of
+    this process takes it at once."""
     with transaction.atomic():  # kept before a worker can see the task
         task = _submit(owner, source, target, dashboards, overwrite, databases, conflicts)
         if seen:

@@ -15,7 +15,7 @@ import contextvars
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from django.conf import settings
 from django.core.files import File
@@ -147,6 +147,28 @@ def _and_release(call: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, str |
     """``call``, then the target's release on the same session (a static file: one more
     call rather than a session and a login of its own)."""
     return lambda client: (call(client), client.release())
+
+
+# The source's export for the task a start makes, begun while the start checks the target
+# (``check_choices`` with ``seen``): a Future of (bytes, the open unnamed file in DATA_DIR),
+# kept as the head start's "export" (pipeline.export_step takes it; pipeline.drop_head_start
+# closes one nobody takes).
+_exporter = ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-head-start")
+
+
+def _export_ahead(seen: dict[str, Any], source: Environment, ids: list[int]) -> None:
+    if "export" not in seen:
+        seen["export"] = _exporter.submit(contextvars.copy_context().run, _export, source, ids)
+
+
+def _export(source: Environment, ids: list[int]) -> tuple[int, IO[bytes]]:
+    tmp = tempfile.TemporaryFile(dir=settings.DATA_DIR)  # noqa: SIM115 - handed over open
+    try:
+        with sessions.borrow(source) as client:
+            return client.export_dashboards(ids, tmp), tmp
+    except BaseException:
+        tmp.close()
+        raise
 
 
 def dashboard_records(target: Environment, uuids: Iterable[str]) -> dict[str, str]:
@@ -339,9 +361,14 @@ def _dashboards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
-# The target's own export of some dashboards, kept for the backup: (their ids, the open
-# unnamed file in DATA_DIR, rewound; it goes when closed or forgotten).
-Export = tuple[frozenset[int], IO[bytes]]
+class Export(NamedTuple):
+    """The target's own export of some dashboards, kept for the backup."""
+
+    ids: frozenset[int]
+    file: IO[bytes]
+    """Open and unnamed in DATA_DIR; it goes when closed or forgotten."""
+    carried: frozenset[tuple[str, str]]
+    """(type, uuid) of every asset in it: the dashboards' charts and datasets too."""
 
 
 def target_copies(
@@ -382,14 +409,15 @@ def target_copies(
                 copies[(asset.type, asset.uuid)] = asset
             if kept is not None and resource == "dashboard":
                 tmp.seek(0)
-                kept.append((frozenset(missing), tmp))
+                carried = frozenset((a.type, a.uuid) for a in found.assets)
+                kept.append(Export(frozenset(missing), tmp, carried))
                 stack.pop_all()  # open, for the backup
     return copies
 
 
 def close_exports(exports: list[Export] | None) -> None:
-    for _, file in exports or []:
-        file.close()
+    for export in exports or []:
+        export.file.close()
 
 
 def choices(
@@ -493,7 +521,9 @@ def check_choices(
     dashboards' rows (title, uuid, slug), when they were read, are put in ``dashboard_rows``; ``conflicts``
     ``{"*": answer}`` becomes that answer for each dashboard chosen, in place. With
     ``seen``, what was read of the target is put there for the task (``early_reads``'s
-    ``known``): its dashboards found by slug, and its connections, read meanwhile."""
+    ``known``): its dashboards found by slug, and its connections, read meanwhile; and
+    the source's export of the dashboards begins (``seen["export"]``) as soon as the
+    source has answered the checks' reads."""
     errors: dict[str, list[str]] = {}
     if databases:
         with sessions.borrow(source) as client:
@@ -526,6 +556,8 @@ def check_choices(
             if connections is not None:
                 with contextlib.suppress(Exception):  # a head start only: the task reads
                     seen["databases"], seen["release"] = wait(connections)
+    if seen is not None:
+        _export_ahead(seen, source, dashboard_ids)
     return errors
 
 
@@ -541,6 +573,8 @@ def _check_dashboards(
     errors: dict[str, list[str]] = {}
     with sessions.borrow(source) as client:
         rows = client.get_dashboards(dashboard_ids)
+    if seen is not None:  # while the target is read: the source is free now
+        _export_ahead(seen, source, dashboard_ids)
     if dashboard_rows is not None:
         dashboard_rows.update({row["id"]: row for row in rows})
     if "*" in conflicts:  # one answer for every dashboard chosen (the CLI's --on-conflict)
@@ -892,25 +926,30 @@ def written(changed_on: dict[tuple[str, str], str]) -> dict[str, str]:
 def remember_writes(
     target: Environment, plan: dict[str, Any], changed_on: dict[tuple[str, str], str], task: Any
 ) -> None:
-    """Record what this migration left on the target, asset by asset (PromotedAsset)."""
-    for kind in ("datasets", "charts", "dashboards"):
-        for item in plan[kind]:
-            if item["action"] not in ("create", "update", "unchanged", "rename", "take_over"):
-                continue
-            uuid = expected_uuid(kind, item)
-            if not changed_on.get((kind, uuid)):
-                continue
-            PromotedAsset.objects.update_or_create(
-                target=target,
-                asset_type=kind,
-                uuid=uuid,
-                defaults={
-                    "source_hash": item["exact"],
-                    # Text from the target: what a column of 64 can hold.
-                    "target_changed_on": storable(changed_on[(kind, uuid)])[:64],
-                    "task": task,
-                },
-            )
+    """Record what this migration left on the target, asset by asset (PromotedAsset):
+    one statement for them all (an upsert on the target, type and uuid)."""
+    records = [
+        PromotedAsset(
+            target=target,
+            asset_type=kind,
+            uuid=uuid,
+            source_hash=item["exact"],
+            # Text from the target: what a column of 64 can hold.
+            target_changed_on=storable(changed_on[(kind, uuid)])[:64],
+            task=task,
+        )
+        for kind in ("datasets", "charts", "dashboards")
+        for item in plan[kind]
+        if item["action"] in ("create", "update", "unchanged", "rename", "take_over")
+        and changed_on.get((kind, uuid := expected_uuid(kind, item)))
+    ]
+    if records:
+        PromotedAsset.objects.bulk_create(
+            records,
+            update_conflicts=True,
+            unique_fields=["target", "asset_type", "uuid"],
+            update_fields=["source_hash", "target_changed_on", "task", "updated_at"],
+        )
 
 
 def _singular(kind: str) -> str:

@@ -72,22 +72,30 @@ def take_backup(
     ``exported``: the target's exports of dashboards that the plan read (moments ago, in
     this run, before anything was written), used instead of exporting them again."""
     rows = backup_rows(plan)
-    exportable = {k: v for k, v in rows.items() if k != "databases"}
-    if not exportable:
+    if not any(kind != "databases" for kind in rows):
         return None
+    carried: set[tuple[str, str]] = set()
     with contextlib.ExitStack() as stack:
         exports = []
         with sessions.borrow(target) as client:
-            for kind, found in exportable.items():
-                ids = [r["id"] for r in found]
-                ready = [f for got, f in exported or [] if kind == "dashboards" and set(ids) <= got]
+            # Dashboards first: their export carries their charts and datasets, which are
+            # then not exported again.
+            for kind in ("dashboards", "charts", "datasets"):
+                ids = [r["id"] for r in rows.get(kind, []) if (kind, r["uuid"]) not in carried]
+                if not ids:
+                    continue
+                ready = [e for e in exported or [] if kind == "dashboards" and set(ids) <= e.ids]
                 if ready:
-                    ready[0].seek(0)
-                    exports.append(ready[0])
+                    ready[0].file.seek(0)
+                    exports.append(ready[0].file)
+                    carried |= ready[0].carried
                     continue
                 tmp = stack.enter_context(tempfile.TemporaryFile(dir=settings.DATA_DIR))
                 client.export_assets(kind[:-1], ids, tmp)
                 tmp.seek(0)
+                if kind == "dashboards" and (rows.get("charts") or rows.get("datasets")):
+                    carried |= {(a.type, a.uuid) for a in scan(tmp, promote.limits()).assets}
+                    tmp.seek(0)
                 exports.append(tmp)
         merged = stack.enter_context(tempfile.TemporaryFile(dir=settings.DATA_DIR))
         merge_bundles(exports, merged, root=f"backup_task_{task.pk}", limits=promote.limits())

@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from migrator import pipeline, promote, sessions
 from migrator.superset.assets import scan
 from tests.migrator.test_inventory_reads import CHANGED_ON, FakeTarget
-from tests.migrator.test_plan import DA, DB, _bundle
+from tests.migrator.test_plan import CH, DA, DB, _bundle
 
 TWIN = {
     "id": 4,
@@ -190,7 +190,7 @@ def test_the_backup_takes_the_export_the_plan_read_before_anything_was_written(t
     kept: list = []
     bundle = scan(io.BytesIO(_bundle(chart="Renamed")))  # and the source a renamed chart
     inventory = promote.read_inventory("target", bundle, {}, found, kept)
-    assert [ids for ids, _ in kept] == [frozenset({4})]
+    assert [export.ids for export in kept] == [frozenset({4})]
     plan = make_plan(bundle, inventory, Choices(overwrite=True))
     assert [i["action"] for kind in ("dashboards", "charts") for i in plan[kind]] == [
         "update",
@@ -199,11 +199,13 @@ def test_the_backup_takes_the_export_the_plan_read_before_anything_was_written(t
     task = Task.objects.create(kind="migration", owner=owner)
     target.calls.clear()
     backup = rollback.take_backup(envs[1], plan, task, kept)
-    # The charts it updates are exported for the backup; the dashboard is not again.
-    assert target.calls == {("chart export", "3"): 1}
+    # Nothing is exported again: the dashboard's export carries the chart it updates.
+    assert target.calls == {}
     assert set(backup["assets"]) == {"charts", "dashboards"}
     with default_storage.open(backup["file"]) as saved:
-        assert ("dashboards", DA) in {(a.type, a.uuid) for a in scan_bundle(saved).assets}
+        assert {("dashboards", DA), ("charts", CH)} <= {
+            (a.type, a.uuid) for a in scan_bundle(saved).assets
+        }
     promote.close_exports(kept)
 
 
@@ -217,5 +219,5 @@ def test_an_export_of_other_dashboards_is_no_backup(target, owner, envs):
     }
     other = io.BytesIO(_bundle())
     task = Task.objects.create(kind="migration", owner=owner)
-    rollback.take_backup(envs[1], plan, task, [(frozenset({9}), other)])
+    rollback.take_backup(envs[1], plan, task, [promote.Export(frozenset({9}), other, frozenset())])
     assert target.calls == {("dashboard export", "4"): 1}
