@@ -11,6 +11,7 @@ import contextvars
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
@@ -119,12 +120,21 @@ def head_start_wanted() -> bool:
 
 
 def drop_head_start(seen: dict[str, Any] | None) -> None:
-    """A head start nobody takes: its export's file is closed (now, or once it is in)."""
+    """A head start nobody takes: the files of its exports are closed (now, or once
+    they are in)."""
     export = (seen or {}).pop("export", None)
     if export is not None:
-        export.add_done_callback(
-            lambda f: f.result()[1].close() if not f.cancelled() and f.exception() is None else None
+        export.add_done_callback(lambda f: _if_done(f, lambda got: got[1].close()))
+    early = (seen or {}).pop("early", None)
+    if early is not None:
+        early.add_done_callback(
+            lambda f: _if_done(f, lambda got: promote.close_exports((got or {}).get("exports")))
         )
+
+
+def _if_done(future: Future, then: Callable[[Any], None]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        then(future.result())
 
 
 def _keep_head_start(task_id: int, seen: dict[str, Any]) -> None:
@@ -173,6 +183,7 @@ def export_step(ctx: StepContext) -> None:
     started = time.monotonic()
     head = _head_start(ctx.task.pk)
     export = (head or {}).pop("export", None)
+    early_ahead = (head or {}).pop("early", None)
     target = Environment.from_ref(ctx.task.params["target"])
     # Beside the export: the dashboards' rows (titles, uuids), unless the start read them
     # already, then what the plan reads of the target with them. Each in a copy of this
@@ -192,7 +203,7 @@ def export_step(ctx: StepContext) -> None:
             if target and all(d.get("uuid") for d in dashboards)
             else None
         )
-        early = pool.submit(
+        early = early_ahead or pool.submit(
             contextvars.copy_context().run,
             _early_reads,
             target,
@@ -383,7 +394,7 @@ def _apply(
     for resource, paths, overwrite, what in calls:
         ctx.check_cancelled()
         for attempt in range(promote.MAX_STRIPS + 1):
-            written = promote.write_import(name, resource, paths, imports.transform)
+            written = promote.write_import(name, resource, paths, imports.transform, imports.as_is)
             try:
                 with (
                     sessions.borrow(target, writing=True) as client,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -153,12 +154,33 @@ def _and_release(call: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, str |
 # (``check_choices`` with ``seen``): a Future of (bytes, the open unnamed file in DATA_DIR),
 # kept as the head start's "export" (pipeline.export_step takes it; pipeline.drop_head_start
 # closes one nobody takes).
-_exporter = ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-head-start")
+_exporter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="head-start")
 
 
 def _export_ahead(seen: dict[str, Any], source: Environment, ids: list[int]) -> None:
     if "export" not in seen:
         seen["export"] = _exporter.submit(contextvars.copy_context().run, _export, source, ids)
+
+
+def _read_ahead(seen: dict[str, Any], target: Environment) -> None:
+    """Once the start has read the target (its connections, its dashboards by slug), the
+    rest of ``early_reads`` begins (``seen["early"]``): the target's own export of the
+    dashboards it changed since the last migration, beside the source's export."""
+    rows = seen.get("source_rows")
+    if not rows or "early" in seen:
+        return
+    records = dashboard_records(target, [str(r["uuid"]) for r in rows])
+    known = {k: seen[k] for k in ("databases", "release", "dashboards") if k in seen}
+    seen["early"] = _exporter.submit(
+        contextvars.copy_context().run, _early_or_none, target, rows, known, records
+    )
+
+
+def _early_or_none(*args: Any) -> dict[str, Any] | None:
+    try:
+        return early_reads(*args)
+    except Exception:  # noqa: BLE001 - a head start only: the plan reads (and says) itself
+        return None
 
 
 def _export(source: Environment, ids: list[int]) -> tuple[int, IO[bytes]]:
@@ -475,11 +497,22 @@ def adaptation(plan: dict[str, Any], bundle_file: IO[bytes]) -> list[str]:
     dashboards = any(d["action"] in IMPORTED_DASHBOARD_ACTIONS for d in plan["dashboards"])
     paths = written | set(plan["themes"] if dashboards else ())
     imports = Imports(plan)
-    documents = (
-        (path, names.get(path, path.rsplit("/", 1)[-1]), imports.rewrite(path, doc))
-        for path, doc in read_documents(bundle_file, paths, limits())
+    release = plan["release"]
+    # Only the files adapting may change are read (a folder the release does not keep is
+    # counted, not read).
+    kept = {p for p in paths if versions.keeps_folder(p.split("/", 1)[0], release)}
+    documents = itertools.chain(
+        ((path, "", {}) for path in sorted(paths - kept)),
+        (
+            (path, names.get(path, path.rsplit("/", 1)[-1]), imports.rewrite(path, doc))
+            for path, doc in read_documents(
+                bundle_file,
+                {p for p in kept if versions.changes(p.split("/", 1)[0], release)},
+                limits(),
+            )
+        ),
     )
-    return versions.adaptation(documents, plan["release"]).lines()
+    return versions.adaptation(documents, release).lines()
 
 
 def not_carried(plan: dict[str, Any]) -> list[str]:
@@ -521,9 +554,10 @@ def check_choices(
     dashboards' rows (title, uuid, slug), when they were read, are put in ``dashboard_rows``; ``conflicts``
     ``{"*": answer}`` becomes that answer for each dashboard chosen, in place. With
     ``seen``, what was read of the target is put there for the task (``early_reads``'s
-    ``known``): its dashboards found by slug, and its connections, read meanwhile; and
-    the source's export of the dashboards begins (``seen["export"]``) as soon as the
-    source has answered the checks' reads."""
+    ``known``): its dashboards found by slug, and its connections, read meanwhile; the
+    source's export of the dashboards begins (``seen["export"]``) as soon as the source
+    has answered the checks' reads, and the rest of the plan's early reads of the target
+    once the checks' are in (``seen["early"]``)."""
     errors: dict[str, list[str]] = {}
     if databases:
         with sessions.borrow(source) as client:
@@ -558,6 +592,7 @@ def check_choices(
                     seen["databases"], seen["release"] = wait(connections)
     if seen is not None:
         _export_ahead(seen, source, dashboard_ids)
+        _read_ahead(seen, target)
     return errors
 
 
@@ -575,6 +610,7 @@ def _check_dashboards(
         rows = client.get_dashboards(dashboard_ids)
     if seen is not None:  # while the target is read: the source is free now
         _export_ahead(seen, source, dashboard_ids)
+        seen["source_rows"] = rows
     if dashboard_rows is not None:
         dashboard_rows.update({row["id"]: row for row in rows})
     if "*" in conflicts:  # one answer for every dashboard chosen (the CLI's --on-conflict)
@@ -680,6 +716,19 @@ class Imports:
         kind = path.split("/", 1)[0]
         return versions.adapt(kind, document, self.release) if self.release else document
 
+    def as_is(self, path: str) -> bool:
+        """Does ``transform`` leave this file as exported? Then it is not read again."""
+        kind = path.split("/", 1)[0]
+        if kind in ("databases", "datasets") or (
+            self.release and versions.changes(kind, self.release)
+        ):
+            return False
+        if kind == "dashboards":
+            return not self.datasets and path not in self.slugs
+        if kind == "charts":
+            return not self.datasets
+        return kind == "themes"
+
     def rewrite(self, path: str, document: dict[str, Any]) -> dict[str, Any]:
         """A document pointed at the target's own assets (mapped connections, datasets)."""
         kind = path.split("/", 1)[0]
@@ -760,9 +809,11 @@ def write_import(
     resource: str,
     paths: list[str],
     transform: Callable[[str, dict[str, Any]], dict[str, Any]],
+    as_is: Callable[[str], bool] | None = None,
 ) -> str:
     """Write the bundle of one import call next to ``saved_name`` (an export, or a
-    rollback's backup), each document through ``transform``; return its name."""
+    rollback's backup), each document through ``transform`` (unless ``as_is`` says it
+    does not change it); return its name."""
     with (
         default_storage.open(saved_name, "rb") as source,
         tempfile.TemporaryFile(dir=settings.DATA_DIR) as out,
@@ -774,6 +825,7 @@ def write_import(
             dict.fromkeys(paths),
             transform,
             limits(),
+            as_is,
         )
         out.seek(0)
         return default_storage.save(f"{saved_name.removesuffix('.zip')}-{resource}.zip", File(out))

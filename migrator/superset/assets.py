@@ -282,9 +282,12 @@ def write_bundle(
     paths: Iterable[str],
     transform: Transform,
     limits: Limits = DEFAULT_LIMITS,
+    as_is: Callable[[str], bool] | None = None,
 ) -> None:
     """A bundle of ``bundle_type`` (metadata.yaml ``type``) holding ``paths`` of
-    ``source``, each document passed through ``transform(path, document)``."""
+    ``source``, each document passed through ``transform(path, document)``; or copied
+    as it is, unread, when ``as_is(path)`` says ``transform`` would not change it (the
+    source is a bundle that was read whole before, with ``limits``)."""
     wanted = set(paths)
     with (
         open_bundle(source, limits) as archive,
@@ -299,6 +302,9 @@ def write_bundle(
         out.writestr(f"{root}/metadata.yaml", yaml.safe_dump(metadata))
         for path, info in members:
             if path not in wanted:
+                continue
+            if as_is is not None and as_is(path):
+                _copy_member(archive, info, out, f"{root}/{path}")
                 continue
             document = transform(path, load_member(archive, info, path, limits))
             out.writestr(f"{root}/{path}", dump_yaml(document))
@@ -356,6 +362,12 @@ def merge_bundles(
                 for path, info in members:
                     if path not in seen:
                         seen.add(path)
-                        with archive.open(info) as member, out.open(f"{root}/{path}", "w") as copy:
-                            while chunk := member.read(1 << 16):
-                                copy.write(chunk)
+                        _copy_member(archive, info, out, f"{root}/{path}")
+
+
+def _copy_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, out: zipfile.ZipFile, name: str
+) -> None:
+    with archive.open(info) as member, out.open(name, "w") as copy:
+        while chunk := member.read(1 << 16):
+            copy.write(chunk)

@@ -226,6 +226,12 @@ def _names(names: list[str], shown: int = 3) -> str:
     return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
+def changes(kind: str, release: str) -> bool:
+    """May ``adapt`` change a file of ``kind`` for a target of family ``release``? (When
+    not, its files are written as exported, without being read.)"""
+    return kind == "datasets" or any(key.kind == kind for key in unknown_keys(release))
+
+
 def adapt(kind: str, document: dict[str, Any], release: str) -> dict[str, Any]:
     """``document`` (a file of ``kind``) as a target of family ``release`` takes it."""
     return _adapt(kind, document, release)[0]
