@@ -76,8 +76,17 @@ def test_a_slug_read_without_the_twin_is_no_uuid_read(target):
 
 
 class FakeSource:
+    def __init__(self) -> None:
+        self.exports = 0
+
     def get_dashboards(self, ids):
         return [{"id": 2, "uuid": DA, "title": "Sales", "slug": "sales"}]
+
+    def export_dashboards(self, ids, dest):
+        self.exports += 1
+        data = _bundle()
+        dest.write(data)
+        return len(data)
 
 
 def test_the_check_of_a_start_keeps_what_it_read_of_the_target(monkeypatch, envs):
@@ -97,6 +106,16 @@ def test_the_check_of_a_start_keeps_what_it_read_of_the_target(monkeypatch, envs
     assert target.calls == {("dashboard", "slug"): 1, ("databases", ""): 1, ("release", ""): 1}
     assert [r["uuid"] for r in seen["dashboards"]] == [DA]
     assert seen["databases"][0]["uuid"] == DB
+    # The source's export for the task began as soon as the source had answered, and the
+    # rest of the plan's early reads once the target had: a dashboard the target has and
+    # no migration wrote is compared by content, so the target's export of it is read too.
+    size, file = seen["export"].result()
+    assert (source.exports, size) == (1, len(_bundle()))
+    early = seen["early"].result()
+    assert target.calls[("dashboard export", "4")] == 1
+    assert ("dashboards", DA) in early["copies"]
+    pipeline.drop_head_start(seen)
+    assert file.closed and all(e.file.closed for e in early["exports"])
 
 
 @pytest.mark.django_db
@@ -161,6 +180,69 @@ def test_the_export_step_hands_the_head_start_and_the_records_to_the_early_reads
     pipeline.export_step(ctx)
     ctx.memo["early_reads"].result()
     assert given == [({"dashboards": [TWIN]}, {DA: "t"})]
+
+
+@pytest.mark.django_db
+def test_the_export_step_takes_the_export_the_start_began(monkeypatch, owner, envs):
+    """The source is not asked again: the saved bundle is the head start's export."""
+    from tasks_app.engine import StepContext
+    from tasks_app.tasklog import TaskLog
+
+    source = FakeSource()
+
+    @contextmanager
+    def borrow(env, **kwargs):
+        yield source
+
+    monkeypatch.setattr(sessions, "borrow", borrow)
+    monkeypatch.setattr(promote, "early_reads", lambda *args: None)
+    seen = {"export": promote._exporter.submit(promote._export, envs[0], [2])}
+    seen["export"].result()
+    task = pipeline.start_migration(
+        owner=owner,
+        source=envs[0],
+        target=envs[1],
+        dashboards=[{"id": 2, "title": "Sales", "uuid": DA, "slug": "sales"}],
+        overwrite=True,
+        seen=seen,
+    )
+    ctx = StepContext(task=task, log=TaskLog(task), checkpoint={})
+    pipeline.export_step(ctx)
+    assert source.exports == 1
+    with default_storage.open(ctx.checkpoint["bundle"], "rb") as saved:
+        assert saved.read() == _bundle()
+
+
+@pytest.mark.django_db
+def test_a_head_start_nobody_takes_in_time_closes_its_files(monkeypatch, owner, envs):
+    now = [100.0]
+    monkeypatch.setattr(pipeline, "_clock", lambda: now[0])
+    files = []
+
+    def seen():
+        files.append(io.BytesIO(b"zip"))
+        future = promote._exporter.submit(lambda: (3, files[-1]))
+        future.result()
+        return {"export": future}
+
+    def start():
+        return pipeline.start_migration(
+            owner=owner,
+            source=envs[0],
+            target=envs[1],
+            dashboards=[{"id": 2}],
+            overwrite=True,
+            seen=seen(),
+        )
+
+    stale = start()
+    now[0] += pipeline.HEAD_START_FRESH + 0.1
+    start()  # keeping another one lets the stale one go
+    assert files[0].closed and not files[1].closed
+    assert pipeline._head_start(stale.pk) is None
+    for _ in range(pipeline._HEAD_STARTS_KEPT):  # and no more than these are kept
+        start()
+    assert files[1].closed and not files[-1].closed
 
 
 def _older_title() -> bytes:

@@ -208,6 +208,43 @@ def test_a_rewritten_bundle_points_at_the_targets_own_assets():
     assert rewritten.by_uuid("dashboards")[DA].slug == "sales-2"
 
 
+def test_an_import_bundle_copies_what_the_plan_does_not_change():
+    """Files the plan's rewrite and the target's release leave alone are copied as
+    exported, unread; a chart pointed at the target's own dataset is rewritten."""
+    import zipfile
+
+    from migrator.promote import Imports
+
+    def written(plan):
+        out = io.BytesIO()
+        imports = Imports(plan)
+        write_bundle(
+            io.BytesIO(_bundle()),
+            out,
+            "Dashboard",
+            list(_paths()),
+            imports.transform,
+            as_is=imports.as_is,
+        )
+        with zipfile.ZipFile(out) as new:
+            return {n.split("/", 1)[1]: new.read(n) for n in new.namelist()}
+
+    with zipfile.ZipFile(io.BytesIO(_bundle())) as old:
+        exported = {n.split("/", 1)[1]: old.read(n) for n in old.namelist()}
+    plan = _plan(overwrite=True) | {"release": "6.1"}
+    files = written(plan)
+    as_is = {p for p in files if p.startswith(("charts/", "dashboards/"))}
+    assert as_is and all(files[p] == exported[p] for p in as_is)
+    assert all(
+        not Imports(plan).as_is(p) for p in files if p.startswith(("datasets/", "databases/"))
+    )
+    plan["datasets"][0] |= {"action": "map", "target_uuid": "ds-own"}
+    (chart,) = [p for p in files if p.startswith("charts/")]
+    assert written(plan)[chart] != exported[chart]
+    assert b"ds-own" in written(plan)[chart]
+    assert not Imports(plan | {"release": "4.1"}).as_is(chart)  # 4.1 refuses chart keys
+
+
 def _paths():
     return [a.path for a in scan(io.BytesIO(_bundle())).assets]
 
@@ -244,3 +281,26 @@ def test_a_dataset_on_another_connection_of_the_target_is_kept_even_with_overwri
     target.datasets[0]["database_uuid"] = "db-other"
     (ds,) = _plan(target, overwrite=True)["datasets"]
     assert ds["action"] == "keep" and "cannot be moved" in ds["reason"]
+
+
+@pytest.mark.django_db
+def test_what_a_migration_wrote_is_recorded_in_one_statement(envs, django_assert_num_queries):
+    from migrator.models import PromotedAsset
+    from migrator.promote import remember_writes
+
+    plan = _plan(overwrite=True)
+    changed_on = {
+        (kind, item["uuid"]): f"2026-12-0{n}T10:00:00"
+        for n, kind in enumerate(("datasets", "charts", "dashboards"), 1)
+        for item in plan[kind]
+    }
+    with django_assert_num_queries(1):
+        remember_writes(envs[1], plan, changed_on, None)
+    changed_on[("charts", CH)] = "2026-12-05T10:00:00"  # written again: updated in place
+    with django_assert_num_queries(1):
+        remember_writes(envs[1], plan, changed_on, None)
+    assert dict(PromotedAsset.objects.values_list("asset_type", "target_changed_on")) == {
+        "datasets": "2026-12-01T10:00:00",
+        "charts": "2026-12-05T10:00:00",
+        "dashboards": "2026-12-03T10:00:00",
+    }
