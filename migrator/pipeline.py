@@ -115,8 +115,9 @@ _clock = time.monotonic
 
 
 def head_start_wanted() -> bool:
-    """Is what a start reads of the target worth keeping for its task?"""
-    return worker.runs_tasks_here()
+    """Is what a start reads (and its export) worth keeping for its task? Only when a
+    worker of this process is idle: a task that waits for one reads the target anew."""
+    return worker.idle_here()
 
 
 def drop_head_start(seen: dict[str, Any] | None) -> None:

@@ -184,18 +184,16 @@ def start_embedded_workers_if_configured() -> None:
     start_embedded_workers(settings.WORKER_THREADS)
 
 
-def runs_tasks_here() -> bool:
-    """Do workers of this process take queued tasks (the embedded mode)? A task queued
-    here is then started here, at once when a worker is idle."""
-    return _embedded_count > 0
+def idle_here() -> bool:
+    """Is a worker of this process (the embedded mode) idle? A task queued here now is
+    then most likely started here, at once."""
+    return any(not w.busy and not w.stopping.is_set() for w in _embedded)
 
 
-_embedded_count = 0
+_embedded: list[TaskWorker] = []
 
 
 def start_embedded_workers(count: int) -> list[TaskWorker]:
-    global _embedded_count
-    _embedded_count += count
     start_process_threads()
     workers = []
     for n in range(count):
@@ -203,4 +201,5 @@ def start_embedded_workers(count: int) -> list[TaskWorker]:
         thread = threading.Thread(target=worker.run_forever, name=f"task-worker-{n}", daemon=True)
         thread.start()
         workers.append(worker)
+    _embedded.extend(workers)
     return workers

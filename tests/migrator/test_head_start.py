@@ -303,3 +303,20 @@ def test_an_export_of_other_dashboards_is_no_backup(target, owner, envs):
     task = Task.objects.create(kind="migration", owner=owner)
     rollback.take_backup(envs[1], plan, task, [promote.Export(frozenset({9}), other, frozenset())])
     assert target.calls == {("dashboard export", "4"): 1}
+
+
+def test_a_start_reads_ahead_only_when_a_worker_here_is_idle(monkeypatch):
+    """A task that waits for a worker reads the target anew: reading ahead for it would
+    only load both Supersets twice."""
+    import threading
+    from types import SimpleNamespace
+
+    from tasks_app import worker
+
+    one = SimpleNamespace(busy=False, stopping=threading.Event())
+    monkeypatch.setattr(worker, "_embedded", [])
+    assert not pipeline.head_start_wanted()  # external workers
+    monkeypatch.setattr(worker, "_embedded", [one])
+    assert pipeline.head_start_wanted()
+    one.busy = True
+    assert not pipeline.head_start_wanted()
