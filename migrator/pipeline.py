@@ -162,8 +162,9 @@ def _head_start(task_id: int) -> dict[str, Any] | None:
 
 def _prefetched(export: Future | None) -> tuple[int, IO[bytes]] | None:
     """The head start's export of the source, when it went well (a failed one is
-    exported again, and its failure then said as the task says any)."""
-    if export is None:
+    exported again, and its failure then said as the task says any). One that has not
+    begun (other starts' keep the threads busy) is not waited for: exported here."""
+    if export is None or export.cancel():
         return None
     try:
         return wait(export)
@@ -185,6 +186,8 @@ def export_step(ctx: StepContext) -> None:
     head = _head_start(ctx.task.pk)
     export = (head or {}).pop("export", None)
     early_ahead = (head or {}).pop("early", None)
+    if early_ahead is not None and early_ahead.cancel():  # not begun: read here instead
+        early_ahead = None
     target = Environment.from_ref(ctx.task.params["target"])
     # Beside the export: the dashboards' rows (titles, uuids), unless the start read them
     # already, then what the plan reads of the target with them. Each in a copy of this
@@ -676,9 +679,9 @@ def start_migration(
     conflicts: dict[str, str] | None = None,
     seen: dict[str, Any] | None = None,
 ) -> Task:
-    """``seen``: what the start read of the target (``promote.check_choices``) and its
-    export of the source (``start_export``), a head start for the task when a worker of
-    this process takes it at once."""
+    """``seen``: what the start read of the target and began to read of both sides
+    (``promote.check_choices``), a head start for the task when a worker of this process
+    takes it at once."""
     with transaction.atomic():  # kept before a worker can see the task
         task = _submit(owner, source, target, dashboards, overwrite, databases, conflicts)
         if seen:

@@ -212,6 +212,21 @@ def test_the_export_step_takes_the_export_the_start_began(monkeypatch, owner, en
     with default_storage.open(ctx.checkpoint["bundle"], "rb") as saved:
         assert saved.read() == _bundle()
 
+    # One that has not begun (the threads busy with other starts') is not waited for.
+    from concurrent.futures import Future
+
+    queued = Future()
+    task = pipeline.start_migration(
+        owner=owner,
+        source=envs[0],
+        target=envs[1],
+        dashboards=[{"id": 2, "title": "Sales", "uuid": DA, "slug": "sales"}],
+        overwrite=True,
+        seen={"export": queued, "early": Future()},
+    )
+    pipeline.export_step(StepContext(task=task, log=TaskLog(task), checkpoint={}))
+    assert source.exports == 2 and queued.cancelled()
+
 
 @pytest.mark.django_db
 def test_a_head_start_nobody_takes_in_time_closes_its_files(monkeypatch, owner, envs):
