@@ -239,15 +239,20 @@ def _database_bundle(
     trial: bool = False,
     release: str | None = None,
     existing: bool = False,
+    uuid: str | None = None,
 ) -> tuple[bytes, dict]:
     """A ``type: Database`` bundle with this database's secrets inside its YAML, and
-    that YAML (for its uuid and name); a ``trial`` copy under a uuid and name of its own.
-    Written as the target's ``release`` (a family, when known) takes it.
+    that YAML (for its uuid and name); a ``trial`` copy under a uuid and name of its own;
+    under ``uuid`` instead of its own when given (same name). Written as the target's
+    ``release`` (a family, when known) takes it.
 
     The password goes in the YAML's ``password`` key, beside the masked URI: every
-    release stores it as a password. Only to change an ``existing`` connection's password
-    does it go into the URI (Superset ignores the key then); 4.1 keeps a URI as it is
-    given, password included, and shows it back, so a new connection never gets one."""
+    release stores it as a password, as long as the target has no connection of the
+    bundle's uuid yet (it puts the stored password in place of the key then). So only to
+    change an ``existing`` connection's password on a release that masks a URI's
+    password (5.0 and newer) does it go into the URI. 4.1 keeps a URI as it is given,
+    password in clear, and shows it back: there it always goes in the key (see
+    ``_check_database`` for an existing uuid)."""
     with default_storage.open(bundle_name, "rb") as saved, zipfile.ZipFile(saved) as archive:
         member = next(n for n in archive.namelist() if n.split("/", 1)[-1] == key)
         root = member.split("/", 1)[0]
@@ -257,10 +262,12 @@ def _database_bundle(
     if trial:
         document["uuid"] = str(uuid_module.uuid4())
         document["database_name"] = f"{document['database_name']} (checking {document['uuid'][:8]})"
+    elif uuid:
+        document["uuid"] = uuid
     if "password" in secrets:
         uri = document["sqlalchemy_uri"]
         current, span = split_uri_password(uri)
-        if existing and current == PASSWORD_MASK and span:
+        if existing and versions.masks_uri_password(release) and current == PASSWORD_MASK and span:
             document["sqlalchemy_uri"] = (
                 uri[: span[0]] + quote(secrets["password"], safe="") + uri[span[1] :]
             )
@@ -288,32 +295,54 @@ def _check_database(
     release: str | None = None,
 ) -> str:
     """Create (or, when ``replace``, overwrite) the database on the target with
-    ``secrets`` and test it; '' when right. A ``trial`` copy is deleted either way."""
+    ``secrets`` and test it; '' when right. A ``trial`` copy is deleted either way.
+
+    Replacing on a release that would keep a password written into the URI in clear
+    (4.1, or one not known) puts it in the YAML's ``password`` key, which Superset takes
+    only for a uuid it does not have yet. When the target's connection already has the
+    bundle's uuid, the bundle goes first under a stand-in uuid: Superset matches the
+    connection by name, takes the password and the stand-in uuid; the second import
+    (the bundle's own uuid, unknown again) gives it its uuid back."""
     if replace:
         # Tested first on a copy of its own (another uuid and name), so a wrong answer
         # never leaves the target's connection replaced.
         problem = _check_database(client, bundle_name, key, secrets, trial=True, release=release)
         if problem:
             return problem
+    existing = replace and not trial
     data, document = _database_bundle(
-        bundle_name, key, secrets, trial=trial, release=release, existing=replace and not trial
+        bundle_name, key, secrets, trial=trial, release=release, existing=existing
     )
     uuid, name = document["uuid"], document["database_name"]
     uri_masked = mask_uri(str(document.get("sqlalchemy_uri") or ""))
     tunnel = bool(document.get("ssh_tunnel"))
     document.clear()  # it holds the secrets
+    bundles = [data]
+    if existing and not versions.masks_uri_password(release) and client.find_database(uuid):
+        stand_in, document = _database_bundle(
+            bundle_name,
+            key,
+            secrets,
+            release=release,
+            existing=True,
+            uuid=str(uuid_module.uuid4()),
+        )
+        document.clear()
+        bundles.insert(0, stand_in)
     try:
-        for attempt in range(MAX_STRIPS + 1):
-            try:
-                client.import_databases(io.BytesIO(data), overwrite=replace)
-                break
-            except ImportRejected as exc:
-                if not (exc.problems.only_unknown_fields and attempt < MAX_STRIPS):
-                    raise
-                # An older target (4.1, 5.0) refuses keys a newer source wrote.
-                stripped = io.BytesIO()
-                strip_fields(io.BytesIO(data), stripped, exc.problems.unknown_fields)
-                data = stripped.getvalue()
+        while bundles:
+            data = bundles.pop(0)
+            for attempt in range(MAX_STRIPS + 1):
+                try:
+                    client.import_databases(io.BytesIO(data), overwrite=replace)
+                    break
+                except ImportRejected as exc:
+                    if not (exc.problems.only_unknown_fields and attempt < MAX_STRIPS):
+                        raise
+                    # An older target (4.1, 5.0) refuses keys a newer source wrote.
+                    stripped = io.BytesIO()
+                    strip_fields(io.BytesIO(data), stripped, exc.problems.unknown_fields)
+                    data = stripped.getvalue()
     except SupersetAPIError as exc:
         if exc.status == 500 and not tunnel and versions.connects_on_import(release):
             # 4.1 and 5.0 connect while importing and answer a bare 500 when they cannot.
@@ -323,13 +352,15 @@ def _check_database(
         return f"Superset refused it: {exc.message}"
     finally:
         del data
+        bundles.clear()
     row = client.find_database(uuid)
     if row is None:
         return "Superset did not create the database; check the target's permissions."
     connection = client.get_database_connection(row["id"])
     extra = {"ssh_tunnel": connection["ssh_tunnel"]} if connection.get("ssh_tunnel") else {}
     try:
-        client.test_database_connection(name, connection["sqlalchemy_uri"], **extra)
+        # Masked whatever Superset shows: a password in a test's body lands in its action log.
+        client.test_database_connection(name, mask_uri(connection["sqlalchemy_uri"]), **extra)
     except ConnectionTestFailed as exc:
         if not replace:  # just created, used by nothing: gone again
             client.delete_database(row["id"])

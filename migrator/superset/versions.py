@@ -75,6 +75,11 @@ CURRENCY_OBJECT_SINCE = "6.0"
 # Releases up to this one connect to a new database while importing it and answer a bare
 # 500 when they cannot (a wrong password); later ones store what they are given.
 CONNECTS_ON_IMPORT_UNTIL = "5.0"
+# Releases since this one move a password written into an imported URI to their password
+# store and mask the URI. 4.1 keeps such a URI as it is: the password stays in clear in
+# it, /connection and every export show it (and 4.1 keeps connecting with the password it
+# had stored).
+MASKS_URI_PASSWORD_SINCE = "5.0"
 # Bundle folders of files a release before ``since`` ignores (6.0 added themes).
 FOLDERS_SINCE = {"themes": "6.0"}
 
@@ -99,6 +104,12 @@ def connects_on_import(name: str | None) -> bool:
     """Whether a target of family ``name`` (None: unknown, so maybe) refuses a new
     connection it cannot connect to with a bare 500."""
     return name is None or at_least(CONNECTS_ON_IMPORT_UNTIL, name)
+
+
+def masks_uri_password(name: str | None) -> bool:
+    """Whether a target of family ``name`` stores a password written into an imported URI
+    as a password (masked in the URI). None (unknown): maybe not, so never rely on it."""
+    return name is not None and at_least(name, MASKS_URI_PASSWORD_SINCE)
 
 
 def unknown_keys(name: str) -> list[Key]:

@@ -9,15 +9,24 @@ Adding a release to a test below is adding it to the list it is parametrized wit
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import pytest
+import yaml
 
 from tests.e2e.superset_servers import (
     SECURE_ANALYTICS_DB,
+    SECURE_ANALYTICS_KEY,
+    SECURE_ANALYTICS_URI,
+    SECURE_ANALYTICS_UUID,
     SECURE_DASHBOARD_TITLES,
     SECURE_DATABASE_NAMES,
+    SECURE_PASSWORD,
     SECURE_SALES_TITLE,
+    secret_forms,
+    superset_action_log_texts,
 )
 from tests.e2e.test_promotion import SALES, TARGET_OWN_URI, _actions, _datasets_on, _outcomes
 
@@ -32,6 +41,8 @@ RELEASES = {"4.1": "4.1.4", "5.0": "5.0.0", "6.0": "6.0.0", "6.1": "6.1.0"}
 MAPPING_TARGETS = ["5.0"]
 UNCHANGED_TARGETS = ["5.0", "6.0"]
 ROLLBACK_TARGETS = ["6.0"]
+# 4.1 keeps a password written into an imported URI in clear; 5.0 masks it.
+REPLACE_TARGETS = ["4.1", "5.0"]
 
 
 def _migrate(api, source: str, target: str, dashboard_id: int, **extra) -> dict:
@@ -237,3 +248,111 @@ def test_a_theme_travels_to_60_and_going_to_50_is_said_before_anything_is_writte
     finally:
         source_admin.request("PUT", f"/api/v1/dashboard/{dashboard_id}", json={"theme_id": None})
         source_admin.delete(f"/api/v1/theme/{made.json()['id']}")
+
+
+def _import_connection(admin, uri: str, password: str | None = None) -> dict:
+    """The source's connection (its uuid and name) put on a target by hand, with ``uri``
+    and a password inside its YAML (never in a form field: Superset logs those)."""
+    document = {
+        "database_name": SECURE_ANALYTICS_DB,
+        "sqlalchemy_uri": uri,
+        "uuid": SECURE_ANALYTICS_UUID,
+        "version": "1.0.0",
+        "cache_timeout": None,
+        "expose_in_sqllab": True,
+        "allow_run_async": False,
+        "allow_ctas": False,
+        "allow_cvas": False,
+        "allow_dml": False,
+        "allow_csv_upload": False,
+        "extra": {},
+        **({"password": password} if password else {}),
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "c/metadata.yaml",
+            "version: 1.0.0\ntype: Database\ntimestamp: '2024-01-01T00:00:00+00:00'\n",
+        )
+        archive.writestr("c/databases/secure_analytics.yaml", yaml.safe_dump(document))
+    answer = admin.post(
+        "/api/v1/database/import/",
+        files={"formData": ("c.zip", buffer.getvalue(), "application/zip")},
+        data={"overwrite": "false"},
+    )
+    assert answer.status_code == 200, answer.text
+    return admin.database_by_name(SECURE_ANALYTICS_DB)
+
+
+@pytest.mark.parametrize("before", ["their own", "stale, same uuid", "same"])
+@pytest.mark.parametrize("family", REPLACE_TARGETS)
+def test_replacing_a_connection_on_an_older_target_never_stores_the_password_in_clear(
+    api, source_admin, version_env, family, before
+):
+    """Replace (the password typed into the app) on 4.1 and 5.0: the target's connection
+    ends with the source's URI and uuid, its connection test passes with the stored
+    password, and neither /connection, an export nor Superset's action log shows it.
+    Before: the target's own connection of that name (no password, another uuid), the
+    source's uuid on another URI, or the source's connection with the right password
+    already stored (4.1 took a password written into the URI and kept it in clear)."""
+    older = version_env(family, "target")
+    older.admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
+    if before == "their own":
+        made = older.admin.post(
+            "/api/v1/database/",
+            json={"database_name": SECURE_ANALYTICS_DB, "sqlalchemy_uri": TARGET_OWN_URI},
+        )
+        assert made.status_code == 201, made.text
+        own = older.admin.database_by_name(SECURE_ANALYTICS_DB)
+    elif before == "stale, same uuid":
+        own = _import_connection(older.admin, TARGET_OWN_URI)
+    else:
+        own = _import_connection(older.admin, SECURE_ANALYTICS_URI, SECURE_PASSWORD)
+    logged_before = len(superset_action_log_texts(older.name))
+    try:
+        asked = _migrate(
+            api,
+            "source",
+            older.name,
+            _dashboard_id(source_admin, SECURE_SALES_TITLE),
+            databases={SECURE_ANALYTICS_DB: {"action": "replace"}},
+        )
+        assert asked["status"] == "AWAITING_INPUT", asked
+        (field,) = asked["input_request"]["fields"]
+        assert (field["key"], field["type"]) == (SECURE_ANALYTICS_KEY, "password")
+        resumed = api.post(
+            f"/api/tasks/{asked['id']}/resume",
+            json={"passwords": {SECURE_ANALYTICS_KEY: SECURE_PASSWORD}},
+        )
+        assert resumed.status_code == 202, resumed.text
+        task = api.wait_for_status(asked["id"], DONE, timeout=240)
+
+        assert task["status"] == "SUCCESS", task["error"]
+        assert _outcomes(task)[("databases", SECURE_ANALYTICS_DB)] == "replaced"
+        replaced = older.admin.database_by_name(SECURE_ANALYTICS_DB)
+        assert (replaced["id"], replaced["uuid"]) == (own["id"], SECURE_ANALYTICS_UUID)
+        connection = older.admin.database_connection(replaced["id"])
+        assert connection["sqlalchemy_uri"] == SECURE_ANALYTICS_URI  # masked
+        exported = older.admin.get(f"/api/v1/database/export/?q=!({replaced['id']})")
+        assert exported.status_code == 200, exported.text[:200]
+        with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+            files = [archive.read(n).decode() for n in archive.namelist()]
+        shown = [
+            json.dumps(connection),
+            *files,
+            *superset_action_log_texts(older.name)[logged_before:],
+        ]
+        forms = secret_forms(SECURE_PASSWORD).values()
+        assert not [text for text in shown if any(form in text for form in forms)]
+        # The new password was taken: none worked for the source's URI before ("their
+        # own", "stale"), and the test sends the mask, so Superset uses what it stored.
+        assert older.admin.database_connection_ok(SECURE_ANALYTICS_DB)
+        assert _datasets_on(older.admin)["secure_sales"] == SECURE_ANALYTICS_DB
+    finally:
+        # Back to the seeded state the other tests expect of this server.
+        for dashboard in older.admin.dashboards_by_title(SECURE_SALES_TITLE):
+            older.admin.delete_dashboard(dashboard["id"])
+        for dataset in older.admin.datasets():
+            if dataset.get("table_name") == "secure_sales":
+                older.admin.delete_dataset(dataset["id"])
+        older.admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)

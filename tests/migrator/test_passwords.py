@@ -232,12 +232,163 @@ def test_secrets_travel_inside_the_database_yaml(tmp_path, settings):
     assert db["ssh_tunnel"]["private_key"] == "-----KEY-----\n"
     assert db["ssh_tunnel"]["private_key_password"] == ""
 
-    # Replacing an existing one: only a password in the URI changes it.
-    data, _ = _database_bundle(name, "databases/tunnel.yaml", {"password": "p@ss"}, existing=True)
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        db = yaml.safe_load(archive.read("export_1/databases/tunnel.yaml"))
-    assert db["sqlalchemy_uri"] == "postgresql://t:p%40ss@10.0.0.5:5432/t"
-    assert "password" not in db
+    # Replacing an existing one on 5.0 and newer: only a password in the URI changes it
+    # (they store it as a password and mask the URI).
+    for release in ("5.0", "6.0", "6.1"):
+        data, _ = _database_bundle(
+            name, "databases/tunnel.yaml", {"password": "p@ss"}, existing=True, release=release
+        )
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            db = yaml.safe_load(archive.read("export_1/databases/tunnel.yaml"))
+        assert db["sqlalchemy_uri"] == "postgresql://t:p%40ss@10.0.0.5:5432/t"
+        assert "password" not in db
+    # 4.1 (or a release not known) would keep a URI's password in clear: the key, always.
+    for release in ("4.1", None):
+        data, _ = _database_bundle(
+            name, "databases/tunnel.yaml", {"password": "p@ss"}, existing=True, release=release
+        )
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            db = yaml.safe_load(archive.read("export_1/databases/tunnel.yaml"))
+        assert db["sqlalchemy_uri"] == "postgresql://t:XXXXXXXXXX@10.0.0.5:5432/t"
+        assert db["password"] == "p@ss"
+
+
+ANALYTICS = {
+    "database_name": "analytics",
+    "sqlalchemy_uri": "postgresql://report_user:XXXXXXXXXX@127.0.0.1:5432/analytics",
+    "uuid": "5e3d1c0a-0000-4000-8000-000000000001",
+    "extra": {},
+}
+
+
+def _saved_bundle() -> str:
+    import io
+    import zipfile
+
+    import yaml
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("export_1/metadata.yaml", "version: 1.0.0\ntype: Dashboard\n")
+        archive.writestr("export_1/databases/analytics.yaml", yaml.safe_dump(ANALYTICS))
+    return default_storage.save("bundles/replace.zip", ContentFile(buffer.getvalue()))
+
+
+class _Target:
+    """A target that has "analytics" (id 7), optionally under the bundle's own uuid, and
+    records each database import's YAML and what each connection test was sent."""
+
+    def __init__(self, own_uuid: bool) -> None:
+        self.uuids = {7: ANALYTICS["uuid"] if own_uuid else "their-own-uuid"}
+        self.imports: list[tuple[dict, bool]] = []
+        self.tested: list[str] = []
+        self.deleted: list[int] = []
+
+    def import_databases(self, bundle, overwrite):
+        import zipfile
+
+        import yaml
+
+        with zipfile.ZipFile(bundle) as archive:
+            (member,) = [n for n in archive.namelist() if "/databases/" in n]
+            document = yaml.safe_load(archive.read(member))
+        self.imports.append((document, overwrite))
+        if document["database_name"] == ANALYTICS["database_name"]:
+            self.uuids[7] = document["uuid"]  # Superset matches the name, takes the uuid
+        else:
+            self.uuids[100 + len(self.imports)] = document["uuid"]
+
+    def find_database(self, uuid):
+        ids = [i for i, u in self.uuids.items() if u == uuid]
+        return {"id": ids[0]} if ids else None
+
+    def get_database_connection(self, database_id):
+        return {"sqlalchemy_uri": ANALYTICS["sqlalchemy_uri"]}
+
+    def test_database_connection(self, name, uri, **extra):
+        self.tested.append(uri)
+
+    def delete_database(self, database_id):
+        self.deleted.append(database_id)
+        del self.uuids[database_id]
+
+
+@pytest.mark.parametrize("own_uuid", [True, False], ids=["same-uuid", "their-uuid"])
+def test_replacing_on_41_never_writes_the_password_into_the_uri(db, settings, own_uuid):
+    """4.1 keeps a password written into an imported URI in clear (and shows it back);
+    it takes the YAML's password key only for a uuid it does not have yet."""
+    from migrator.passwords import _check_database
+
+    target = _Target(own_uuid)
+    problem = _check_database(
+        target,
+        _saved_bundle(),
+        "databases/analytics.yaml",
+        {"password": "n3w/p@ss"},
+        replace=True,
+        release="4.1",
+    )
+
+    assert problem == ""
+    trial, *replaced = target.imports
+    assert trial[0]["database_name"].startswith("analytics (checking ")
+    for document, overwrite in replaced:
+        assert overwrite
+        assert document["database_name"] == "analytics"
+        assert document["sqlalchemy_uri"] == ANALYTICS["sqlalchemy_uri"]  # masked
+        assert document["password"] == "n3w/p@ss"
+    uuids = [document["uuid"] for document, _ in replaced]
+    if own_uuid:  # first under a stand-in uuid, so that 4.1 takes the key; then its own
+        assert len(uuids) == 2 and uuids[0] != ANALYTICS["uuid"]
+    assert uuids[-1] == ANALYTICS["uuid"]
+    assert target.uuids[7] == ANALYTICS["uuid"]
+    assert not any("n3w" in uri or "%2F" in uri for uri in target.tested)
+
+
+@pytest.mark.parametrize("release", ["5.0", "6.0", "6.1"])
+def test_replacing_on_50_and_newer_writes_the_password_into_the_uri_once(db, settings, release):
+    """They move a URI's password to their password store (and ignore the key for a uuid
+    they have): one import, no stand-in."""
+    from migrator.passwords import _check_database
+
+    target = _Target(own_uuid=True)
+    problem = _check_database(
+        target,
+        _saved_bundle(),
+        "databases/analytics.yaml",
+        {"password": "n3w/p@ss"},
+        replace=True,
+        release=release,
+    )
+
+    assert problem == ""
+    _trial, (document, overwrite) = target.imports
+    assert overwrite and document["uuid"] == ANALYTICS["uuid"]
+    assert document["sqlalchemy_uri"] == (
+        "postgresql://report_user:n3w%2Fp%40ss@127.0.0.1:5432/analytics"
+    )
+    assert "password" not in document
+
+
+def test_a_connection_test_never_sends_a_password_superset_shows_back(db, settings):
+    """Were a release to show a stored password in clear, the test still sends the mask
+    (a test's body lands in Superset's action log)."""
+    from migrator.passwords import _check_database
+
+    target = _Target(own_uuid=False)
+    target.get_database_connection = lambda database_id: {
+        "sqlalchemy_uri": "postgresql://report_user:n3w@127.0.0.1:5432/analytics"
+    }
+    _check_database(
+        target,
+        _saved_bundle(),
+        "databases/analytics.yaml",
+        {"password": "n3w"},
+        release="4.1",
+    )
+    assert target.tested == [ANALYTICS["sqlalchemy_uri"]]
 
 
 class _Probe:
