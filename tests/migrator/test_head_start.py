@@ -21,6 +21,21 @@ TWIN = {
     "dashboard_title": "Sales",
     "changed_on_utc": CHANGED_ON,
 }
+SALES = {"id": 2, "title": "Sales", "uuid": DA, "slug": "sales"}
+
+
+def _start(owner, envs, seen, dashboard=SALES):
+    """A migration of one dashboard from envs[0] to envs[1], with this head start."""
+    return pipeline.start_migration(
+        owner=owner,
+        source=envs[0],
+        target=envs[1],
+        dashboards=[dict(dashboard)],
+        overwrite=True,
+        seen=seen,
+    )
+
+
 CONNECTIONS = [{"id": 1, "uuid": DB, "database_name": "analytics", "backend": "postgresql"}]
 
 
@@ -124,14 +139,7 @@ def test_a_head_start_is_for_its_task_once_and_only_while_fresh(monkeypatch, own
     monkeypatch.setattr(pipeline, "_clock", lambda: now[0])
 
     def start(seen):
-        return pipeline.start_migration(
-            owner=owner,
-            source=envs[0],
-            target=envs[1],
-            dashboards=[{"id": 2, "title": "Sales", "uuid": DA, "slug": "sales"}],
-            overwrite=True,
-            seen=seen,
-        )
+        return _start(owner, envs, seen)
 
     task = start({"dashboards": [TWIN]})
     assert pipeline._head_start(task.pk) == {"dashboards": [TWIN]}
@@ -168,14 +176,7 @@ def test_the_export_step_hands_the_head_start_and_the_records_to_the_early_reads
     PromotedAsset.objects.create(
         target=envs[1], asset_type="dashboards", uuid=DA, source_hash="h", target_changed_on="t"
     )
-    task = pipeline.start_migration(
-        owner=owner,
-        source=envs[0],
-        target=envs[1],
-        dashboards=[{"id": 2, "title": "Sales", "uuid": DA, "slug": "sales"}],
-        overwrite=True,
-        seen={"dashboards": [TWIN]},
-    )
+    task = _start(owner, envs, {"dashboards": [TWIN]})
     ctx = StepContext(task=task, log=TaskLog(task), checkpoint={})
     pipeline.export_step(ctx)
     ctx.memo["early_reads"].result()
@@ -198,14 +199,7 @@ def test_the_export_step_takes_the_export_the_start_began(monkeypatch, owner, en
     monkeypatch.setattr(promote, "early_reads", lambda *args: None)
     seen = {"export": promote._exporter.submit(promote._export, envs[0], [2])}
     seen["export"].result()
-    task = pipeline.start_migration(
-        owner=owner,
-        source=envs[0],
-        target=envs[1],
-        dashboards=[{"id": 2, "title": "Sales", "uuid": DA, "slug": "sales"}],
-        overwrite=True,
-        seen=seen,
-    )
+    task = _start(owner, envs, seen)
     ctx = StepContext(task=task, log=TaskLog(task), checkpoint={})
     pipeline.export_step(ctx)
     assert source.exports == 1
@@ -216,14 +210,7 @@ def test_the_export_step_takes_the_export_the_start_began(monkeypatch, owner, en
     from concurrent.futures import Future
 
     queued = Future()
-    task = pipeline.start_migration(
-        owner=owner,
-        source=envs[0],
-        target=envs[1],
-        dashboards=[{"id": 2, "title": "Sales", "uuid": DA, "slug": "sales"}],
-        overwrite=True,
-        seen={"export": queued, "early": Future()},
-    )
+    task = _start(owner, envs, {"export": queued, "early": Future()})
     pipeline.export_step(StepContext(task=task, log=TaskLog(task), checkpoint={}))
     assert source.exports == 2 and queued.cancelled()
 
@@ -241,14 +228,7 @@ def test_a_head_start_nobody_takes_in_time_closes_its_files(monkeypatch, owner, 
         return {"export": future}
 
     def start():
-        return pipeline.start_migration(
-            owner=owner,
-            source=envs[0],
-            target=envs[1],
-            dashboards=[{"id": 2}],
-            overwrite=True,
-            seen=seen(),
-        )
+        return _start(owner, envs, seen(), {"id": 2})
 
     stale = start()
     now[0] += pipeline.HEAD_START_FRESH + 0.1
