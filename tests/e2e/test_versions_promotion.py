@@ -173,13 +173,7 @@ def test_an_older_targets_own_connection_is_used_and_never_rewritten(
         assert _datasets_on(older.admin)["secure_sales"] == SECURE_ANALYTICS_DB
         assert task["report"]["warnings"] == []
     finally:
-        # Back to the seeded state the other tests expect of this server.
-        for dashboard in older.admin.dashboards_by_title(SECURE_SALES_TITLE):
-            older.admin.delete_dashboard(dashboard["id"])
-        for dataset in older.admin.datasets():
-            if dataset.get("table_name") == "secure_sales":
-                older.admin.delete_dataset(dataset["id"])
-        older.admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
+        _back_to_seeded(older.admin)
 
 
 @pytest.mark.parametrize("family", ROLLBACK_TARGETS)
@@ -349,10 +343,14 @@ def test_replacing_a_connection_on_an_older_target_never_stores_the_password_in_
         assert older.admin.database_connection_ok(SECURE_ANALYTICS_DB)
         assert _datasets_on(older.admin)["secure_sales"] == SECURE_ANALYTICS_DB
     finally:
-        # Back to the seeded state the other tests expect of this server.
-        for dashboard in older.admin.dashboards_by_title(SECURE_SALES_TITLE):
-            older.admin.delete_dashboard(dashboard["id"])
-        for dataset in older.admin.datasets():
-            if dataset.get("table_name") == "secure_sales":
-                older.admin.delete_dataset(dataset["id"])
-        older.admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
+        _back_to_seeded(older.admin)
+
+
+def _back_to_seeded(admin) -> None:
+    """Back to the seeded state the other tests expect of this server."""
+    for dashboard in admin.dashboards_by_title(SECURE_SALES_TITLE):
+        admin.delete_dashboard(dashboard["id"])
+    for dataset in admin.datasets():
+        if dataset.get("table_name") == "secure_sales":
+            admin.delete_dataset(dataset["id"])
+    admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
