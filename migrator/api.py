@@ -330,19 +330,15 @@ def _validated_migration(
     choices = payload.choices()
     rows: dict[int, dict[str, Any]] = {}
     try:
-        try:
-            # A script gets a 400 for a slug conflict it did not answer (a person is asked).
-            errors = form.check(choices, require_answers=starting, rows=rows, seen=seen)
-        except SupersetError as exc:
-            if not starting:
-                raise HttpError(502, exc.message) from exc
-            # Started anyway: the task reports what is wrong with the Superset it cannot reach.
-            errors = {}
-        if errors:
-            raise _Invalid("Invalid choices.", errors)
-    except BaseException:
-        drop_head_start(seen)
-        raise
+        # A script gets a 400 for a slug conflict it did not answer (a person is asked).
+        errors = form.check(choices, require_answers=starting, rows=rows, seen=seen)
+    except SupersetError as exc:
+        if not starting:
+            raise HttpError(502, exc.message) from exc
+        # Started anyway: the task reports what is wrong with the Superset it cannot reach.
+        errors = {}
+    if errors:
+        raise _Invalid("Invalid choices.", errors)
     return form, choices, rows
 
 
@@ -366,11 +362,11 @@ def create_migration(request: HttpRequest, payload: MigrationIn) -> Any:
     # What the check reads, the task need not read again: the dashboards' titles (kept
     # with it), and the target's reads when a worker of this process takes it at once.
     seen = {} if head_start_wanted() else None
-    form, choices, rows = _validated_migration(request, payload, starting=True, seen=seen)
     try:
+        form, choices, rows = _validated_migration(request, payload, starting=True, seen=seen)
         task = form.start(request.user, choices, rows=rows, seen=seen)
     except BaseException:
-        drop_head_start(seen)
+        drop_head_start(seen)  # refused: what it began is for no task
         raise
     return Reply(201, task_json(task))
 

@@ -57,13 +57,13 @@ FIELD_TYPES: dict[str, tuple[str, str, int]] = {
     "overwrite": ("Overwrite what already exists on the target", "confirm", 0),
     "conflict": ("A dashboard of the target's own has this slug", "choice", 0),
 }
-# A database's masked tunnel secret (bundle key) -> the field type that asks for it.
 # test_connection's error types that mean "it answered and refused the credentials".
 WRONG_PASSWORD_ERRORS = {
     "CONNECTION_INVALID_PASSWORD_ERROR",
     "CONNECTION_ACCESS_DENIED_ERROR",
     "CONNECTION_INVALID_USERNAME_ERROR",
 }
+# A database's masked tunnel secret (bundle key) -> the field type that asks for it.
 SSH_TYPES = {
     "password": "ssh_password",
     "private_key": "ssh_private_key",
@@ -324,7 +324,6 @@ def _check_database(
             key,
             secrets,
             release=release,
-            existing=True,
             uuid=str(uuid_module.uuid4()),
         )
         document.clear()
@@ -343,12 +342,15 @@ def _check_database(
                     stripped = io.BytesIO()
                     strip_fields(io.BytesIO(data), stripped, exc.problems.unknown_fields)
                     data = stripped.getvalue()
-    except SupersetAPIError as exc:
-        if exc.status == 500 and not tunnel and versions.connects_on_import(release):
+    except SupersetError as exc:
+        if (
+            isinstance(exc, SupersetAPIError)
+            and exc.status == 500
+            and not tunnel
+            and versions.connects_on_import(release)
+        ):
             # 4.1 and 5.0 connect while importing and answer a bare 500 when they cannot.
             return _why_not_connected(client, uri_masked, release)
-        return f"Superset refused it: {exc.message}"
-    except SupersetError as exc:
         return f"Superset refused it: {exc.message}"
     finally:
         del data
@@ -450,7 +452,8 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
                 replacing.add(field["key"])
     if not per_database:
         return errors
-    empty = _empty_tunnel_secrets(per_database, (Promotion.of(task).plan or {}).get("release"))
+    release = (Promotion.of(task).plan or {}).get("release")
+    empty = _empty_tunnel_secrets(per_database, release)
     if empty:
         for secrets in per_database.values():
             secrets.clear()
@@ -469,7 +472,6 @@ def answer(task: Task, request: InputRequest, given: dict[str, Any]) -> dict[str
         }
 
     names = {f["key"]: f.get("database_name") or f["key"] for f in request.fields}
-    release = (Promotion.of(task).plan or {}).get("release")
     created: list[str] = []
     try:
         with sessions.borrow(target) as client:

@@ -98,9 +98,11 @@ def _early_reads(
     made while the source exports; None when they cannot be (the plan reads itself)."""
     try:
         found = wait(rows)
-        return promote.early_reads(target, list(found.values()), known, records) if target else None
-    except Exception:  # noqa: BLE001 - a head start only: the plan reads (and says) itself
+    except Exception:  # noqa: BLE001 - said by the export step, which waits for them too
         return None
+    if target is None:
+        return None
+    return promote.early_reads_or_none(target, list(found.values()), known, records)
 
 
 # What the start of a migration read of the target (``promote.check_choices``'s
@@ -200,41 +202,33 @@ def export_step(ctx: StepContext) -> None:
             rows.set_result({d["id"]: d for d in dashboards})
         else:
             rows = pool.submit(contextvars.copy_context().run, _read_rows, source, ids)
-        # Dashboards the target changed since the last migration (or never got from it)
-        # are compared by content: their export from the target starts now too.
-        records = (
-            promote.dashboard_records(target, [d["uuid"] for d in dashboards])
-            if target and all(d.get("uuid") for d in dashboards)
-            else None
-        )
-        early = early_ahead or pool.submit(
-            contextvars.copy_context().run,
-            _early_reads,
-            target,
-            rows,
-            head,
-            records,
-        )
-        # In DATA_DIR, as the saved bundle: nothing a source sends is written elsewhere.
-        # The start's own export when it began one (a head start), else exported now.
-        prefetched = _prefetched(export)
-        with prefetched[1] if prefetched else tempfile.TemporaryFile(dir=settings.DATA_DIR) as tmp:
+        if early_ahead is not None:
+            early = early_ahead
+        else:
+            # Dashboards the target changed since the last migration (or never got from
+            # it) are compared by content: their export from the target starts now too.
+            records = (
+                promote.dashboard_records(target, [d["uuid"] for d in dashboards])
+                if target and all(d.get("uuid") for d in dashboards)
+                else None
+            )
+            early = pool.submit(
+                contextvars.copy_context().run, _early_reads, target, rows, head, records
+            )
+        try:
             try:
-                try:
-                    if prefetched:
-                        size = prefetched[0]
-                    else:
-                        with sessions.borrow(source) as client:
-                            size = client.export_dashboards(ids, tmp)
-                finally:
-                    if any(not d.get("title") for d in dashboards):
-                        # An unknown id is said as such, rather than as the export's 404.
-                        _fill_titles(ctx, wait(rows), source)
-            except SupersetError as exc:
-                ctx.log.error(
-                    f"Export failed: {exc.message}", environment=source.name, status=exc.status
-                )
-                raise _failed("source", source, exc) from exc
+                # The start's own export when it began one (a head start), else now.
+                size, tmp = _prefetched(export) or promote.export_to_file(source, ids)
+            finally:
+                if any(not d.get("title") for d in dashboards):
+                    # An unknown id is said as such, rather than as the export's 404.
+                    _fill_titles(ctx, wait(rows), source)
+        except SupersetError as exc:
+            ctx.log.error(
+                f"Export failed: {exc.message}", environment=source.name, status=exc.status
+            )
+            raise _failed("source", source, exc) from exc
+        with tmp:
             tmp.seek(0)
             try:
                 info = inspect_bundle(tmp, promote.limits())

@@ -158,8 +158,7 @@ _exporter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="head-start")
 
 
 def _export_ahead(seen: dict[str, Any], source: Environment, ids: list[int]) -> None:
-    if "export" not in seen:
-        seen["export"] = _exporter.submit(contextvars.copy_context().run, _export, source, ids)
+    seen["export"] = _exporter.submit(contextvars.copy_context().run, export_to_file, source, ids)
 
 
 def _read_ahead(seen: dict[str, Any], target: Environment) -> None:
@@ -172,18 +171,22 @@ def _read_ahead(seen: dict[str, Any], target: Environment) -> None:
     records = dashboard_records(target, [str(r["uuid"]) for r in rows])
     known = {k: seen[k] for k in ("databases", "release", "dashboards") if k in seen}
     seen["early"] = _exporter.submit(
-        contextvars.copy_context().run, _early_or_none, target, rows, known, records
+        contextvars.copy_context().run, early_reads_or_none, target, rows, known, records
     )
 
 
-def _early_or_none(*args: Any) -> dict[str, Any] | None:
+def early_reads_or_none(*args: Any) -> dict[str, Any] | None:
+    """``early_reads``, or None when they fail: a head start only, the plan reads (and
+    says) itself."""
     try:
         return early_reads(*args)
     except Exception:  # noqa: BLE001 - a head start only: the plan reads (and says) itself
         return None
 
 
-def _export(source: Environment, ids: list[int]) -> tuple[int, IO[bytes]]:
+def export_to_file(source: Environment, ids: list[int]) -> tuple[int, IO[bytes]]:
+    """The source's export of dashboards ``ids``: its size, and the open unnamed file in
+    DATA_DIR that holds it (nothing a source sends is written elsewhere)."""
     tmp = tempfile.TemporaryFile(dir=settings.DATA_DIR)  # noqa: SIM115 - handed over open
     try:
         with sessions.borrow(source) as client:
@@ -257,7 +260,7 @@ def read_inventory(
             **{k: v for k, v in ahead.items() if k not in ("copies", "exports")},
             **{kind: wait(future) for kind, future in pending.items()},
         }
-        if "release" not in found:
+        if "databases" in pending:  # read here, with the release
             found["databases"], found["release"] = found["databases"]
         # What a uuid did not find may still collide by name: a dataset's table (only one
         # dataset per table and connection), a dashboard's slug (unique, so a dashboard
@@ -496,7 +499,6 @@ def adaptation(plan: dict[str, Any], bundle_file: IO[bytes]) -> list[str]:
     }
     dashboards = any(d["action"] in IMPORTED_DASHBOARD_ACTIONS for d in plan["dashboards"])
     paths = written | set(plan["themes"] if dashboards else ())
-    imports = Imports(plan)
     release = plan["release"]
     # Only the files adapting may change are read (a folder the release does not keep is
     # counted, not read).
@@ -504,7 +506,8 @@ def adaptation(plan: dict[str, Any], bundle_file: IO[bytes]) -> list[str]:
     documents = itertools.chain(
         ((path, "", {}) for path in sorted(paths - kept)),
         (
-            (path, names.get(path, path.rsplit("/", 1)[-1]), imports.rewrite(path, doc))
+            # As exported: what the plan rewrites (uuids, a slug) is no key adapting touches.
+            (path, names.get(path, path.rsplit("/", 1)[-1]), doc)
             for path, doc in read_documents(
                 bundle_file,
                 {p for p in kept if versions.changes(p.split("/", 1)[0], release)},
@@ -559,6 +562,7 @@ def check_choices(
     has answered the checks' reads, and the rest of the plan's early reads of the target
     once the checks' are in (``seen["early"]``)."""
     errors: dict[str, list[str]] = {}
+    target_rows: list[dict[str, Any]] | None = None
     if databases:
         with sessions.borrow(source) as client:
             rows = client.list_databases()
@@ -569,7 +573,7 @@ def check_choices(
         wanted = [c["target"] for c in databases.values() if c.get("action") == "map"]
         if wanted:
             with sessions.borrow(target) as client:
-                rows = client.list_databases()
+                rows = target_rows = client.list_databases()
             known = {str(r.get(k)) for r in rows for k in ("id", "uuid", "database_name")}
             for ref in wanted:
                 if str(ref) not in known:
@@ -578,9 +582,14 @@ def check_choices(
                     )
     if conflicts or require_answers:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            # While the source answers: the target is idle.
+            # While the source answers: the target is idle. Its connections, unless the
+            # mapping's check just read them.
             connections = (
-                _starter(pool, target)(_and_release(lambda c: c.list_databases()))
+                _starter(pool, target)(
+                    _and_release(
+                        (lambda c: target_rows) if target_rows is not None else _connections
+                    )
+                )
                 if seen is not None
                 else None
             )
@@ -590,10 +599,13 @@ def check_choices(
             if connections is not None:
                 with contextlib.suppress(Exception):  # a head start only: the task reads
                     seen["databases"], seen["release"] = wait(connections)
-    if seen is not None:
-        _export_ahead(seen, source, dashboard_ids)
-        _read_ahead(seen, target)
+        if seen is not None:
+            _read_ahead(seen, target)
     return errors
+
+
+def _connections(client: Any) -> list[dict[str, Any]]:
+    return client.list_databases()
 
 
 def _check_dashboards(

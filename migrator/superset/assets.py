@@ -22,6 +22,7 @@ from migrator.superset.bundle import (
     PASSWORD_MASK,
     SSH_SECRET_FIELDS,
     Limits,
+    copy_member,
     dump_yaml,
     load_member,
     mask_uri,
@@ -223,7 +224,7 @@ def _native_filter_targets(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]
                 yield target
 
 
-def fingerprints(doc: dict[str, Any], kind: str = "") -> dict[str, Any]:
+def fingerprints(doc: dict[str, Any], kind: str) -> dict[str, Any]:
     """``exact``: the document as written; ``content``: what two Supersets compare,
     without ids, references and the keys only some releases write (those are hashed
     apart, in ``versioned``, and compared only where both copies have them)."""
@@ -304,7 +305,7 @@ def write_bundle(
             if path not in wanted:
                 continue
             if as_is is not None and as_is(path):
-                _copy_member(archive, info, out, f"{root}/{path}")
+                copy_member(archive, info, out, f"{root}/{path}")
                 continue
             document = transform(path, load_member(archive, info, path, limits))
             out.writestr(f"{root}/{path}", dump_yaml(document))
@@ -362,12 +363,4 @@ def merge_bundles(
                 for path, info in members:
                     if path not in seen:
                         seen.add(path)
-                        _copy_member(archive, info, out, f"{root}/{path}")
-
-
-def _copy_member(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, out: zipfile.ZipFile, name: str
-) -> None:
-    with archive.open(info) as member, out.open(name, "w") as copy:
-        while chunk := member.read(1 << 16):
-            copy.write(chunk)
+                        copy_member(archive, info, out, f"{root}/{path}")

@@ -410,9 +410,7 @@ def strip_fields(
             relative = info.filename.split("/", 1)[1] if "/" in info.filename else info.filename
             paths = fields.get(relative)
             if not paths or info.is_dir():
-                with archive.open(info) as member, out.open(info.filename, "w") as copy:
-                    while chunk := member.read(1 << 16):
-                        copy.write(chunk)
+                copy_member(archive, info, out, info.filename)
                 continue
             document = load_member(archive, info, relative, limits)
             for dotted in paths:
@@ -434,3 +432,12 @@ def _delete_path(node: Any, parts: list[str]) -> bool:
         del node[parts[-1]]
         return True
     return False
+
+
+def copy_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, out: zipfile.ZipFile, name: str
+) -> None:
+    """One member of ``archive`` into ``out`` as ``name``, as it is, a chunk at a time."""
+    with archive.open(info) as member, out.open(name, "w") as copy:
+        while chunk := member.read(1 << 16):
+            copy.write(chunk)

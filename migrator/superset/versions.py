@@ -272,7 +272,7 @@ def adaptation(documents: Iterable[tuple[str, str, dict[str, Any]]], release: st
     result = Adaptation(release=release, removed={}, currencies=[], ignored={})
     for path, name, document in documents:
         kind = path.split("/", 1)[0]
-        if not at_least(release, FOLDERS_SINCE.get(kind, FAMILIES[0])):
+        if not keeps_folder(kind, release):
             result.ignored[kind] = result.ignored.get(kind, 0) + 1
             continue
         _, removed, converted = _adapt(kind, document, release)

@@ -197,7 +197,7 @@ def test_the_export_step_takes_the_export_the_start_began(monkeypatch, owner, en
 
     monkeypatch.setattr(sessions, "borrow", borrow)
     monkeypatch.setattr(promote, "early_reads", lambda *args: None)
-    seen = {"export": promote._exporter.submit(promote._export, envs[0], [2])}
+    seen = {"export": promote._exporter.submit(promote.export_to_file, envs[0], [2])}
     seen["export"].result()
     task = _start(owner, envs, seen)
     ctx = StepContext(task=task, log=TaskLog(task), checkpoint={})
