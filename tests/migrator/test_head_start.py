@@ -97,6 +97,9 @@ class FakeSource:
     def get_dashboards(self, ids):
         return [{"id": 2, "uuid": DA, "title": "Sales", "slug": "sales"}]
 
+    def list_databases(self):
+        return CONNECTIONS
+
     def export_dashboards(self, ids, dest):
         self.exports += 1
         data = _bundle()
@@ -131,6 +134,31 @@ def test_the_check_of_a_start_keeps_what_it_read_of_the_target(monkeypatch, envs
     assert ("dashboards", DA) in early["copies"]
     pipeline.drop_head_start(seen)
     assert file.closed and all(e.file.closed for e in early["exports"])
+
+
+def test_a_start_that_maps_a_connection_reads_the_targets_connections_once(monkeypatch, envs):
+    """The mapping's check read them: the head start takes that read."""
+    source, target = FakeSource(), FakeTarget()
+
+    @contextmanager
+    def borrow(env, **kwargs):
+        yield source if env.name == "dev" else target
+
+    monkeypatch.setattr(sessions, "borrow", borrow)
+    seen: dict = {}
+    errors = promote.check_choices(
+        envs[0],
+        envs[1],
+        [2],
+        databases={"analytics": {"action": "map", "target": "analytics"}},
+        conflicts={},
+        require_answers=True,
+        seen=seen,
+    )
+    assert errors == {}
+    assert target.calls[("databases", "")] == 1
+    assert seen["databases"][0]["uuid"] == DB and seen["release"] == "6.1.0"
+    pipeline.drop_head_start(seen)
 
 
 @pytest.mark.django_db
