@@ -18,8 +18,9 @@ Two cases per size, each run after the other, bare then app:
   names change on the source, so the app's run really writes: it plans, backs
   up what it replaces, imports the charts and the dashboards, and checks the
   target after. The bare calls import everything, changed or not.
-- "unchanged": nothing changed since the last run. The bare calls import all
-  the same; the app plans, writes nothing and says so.
+- "unchanged": nothing changed on the source since the last run. The bare calls
+  import all the same (and so change the target's dates of what they rewrite);
+  the app plans, compares the target's copy by content, writes nothing and says so.
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ def touch_source(admin: SupersetAdmin, ids: list[int], run: int | None) -> None:
     for dashboard_id in ids:
         row = admin.get_json(f"/api/v1/dashboard/{dashboard_id}")["result"]
         title = row["dashboard_title"].split(" (run ")[0]
-        admin.request(
-            "PUT",
+        _put(
+            admin,
             f"/api/v1/dashboard/{dashboard_id}",
             json={"dashboard_title": title if run is None else f"{title} (run {run})"},
         )
@@ -119,11 +120,17 @@ def touch_source(admin: SupersetAdmin, ids: list[int], run: int | None) -> None:
         if charts:
             chart = min(charts, key=lambda c: c["id"])
             name = chart["slice_name"].split(" (run ")[0]
-            admin.request(
-                "PUT",
+            _put(
+                admin,
                 f"/api/v1/chart/{chart['id']}",
                 json={"slice_name": name if run is None else f"{name} (run {run})"},
             )
+
+
+def _put(admin: SupersetAdmin, path: str, json: dict) -> None:
+    """A rename that did not happen would measure "unchanged" as "changed": it stops."""
+    answer = admin.request("PUT", path, json=json)
+    assert answer.status_code == 200, f"PUT {path}: HTTP {answer.status_code} {answer.text[:300]}"
 
 
 def main() -> None:
