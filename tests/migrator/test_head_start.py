@@ -39,16 +39,21 @@ def _start(owner, envs, seen, dashboard=SALES):
 CONNECTIONS = [{"id": 1, "uuid": DB, "database_name": "analytics", "backend": "postgresql"}]
 
 
+def _lend(monkeypatch, target=None, source=None) -> None:
+    """Sessions of these fakes: ``source`` for the environment "dev", else ``target``."""
+
+    @contextmanager
+    def borrow(env, **kwargs):
+        yield source if source is not None and getattr(env, "name", None) == "dev" else target
+
+    monkeypatch.setattr(sessions, "borrow", borrow)
+
+
 @pytest.fixture
 def target(monkeypatch):
     fake = FakeTarget()
     fake.exporting.set()  # nothing here waits for the export
-
-    @contextmanager
-    def borrow(env, **kwargs):
-        yield fake
-
-    monkeypatch.setattr(sessions, "borrow", borrow)
+    _lend(monkeypatch, fake)
     return fake
 
 
@@ -109,28 +114,28 @@ class FakeSource:
 
 def test_the_check_of_a_start_keeps_what_it_read_of_the_target(monkeypatch, envs):
     source, target = FakeSource(), FakeTarget()
-
-    @contextmanager
-    def borrow(env, **kwargs):
-        yield source if env.name == "dev" else target
-
-    monkeypatch.setattr(sessions, "borrow", borrow)
+    _lend(monkeypatch, target, source)
     seen: dict = {}
     errors = promote.check_choices(
         envs[0], envs[1], [2], databases={}, conflicts={}, require_answers=True, seen=seen
     )
     assert errors == {}
-    # The slug read it makes anyway, and the connections, read while the source answered.
-    assert target.calls == {("dashboard", "slug"): 1, ("databases", ""): 1, ("release", ""): 1}
+    # The source's export for the task began as soon as the source had answered, and the
+    # rest of the plan's early reads once the target had (both on threads of their own:
+    # waited for before counting).
+    size, file = seen["export"].result()
+    early = seen["early"].result()
+    assert (source.exports, size) == (1, len(_bundle()))
+    # The slug read it makes anyway, the connections, read while the source answered, and
+    # a dashboard the target has and no migration wrote, compared by content: its export.
+    assert target.calls == {
+        ("dashboard", "slug"): 1,
+        ("databases", ""): 1,
+        ("release", ""): 1,
+        ("dashboard export", "4"): 1,
+    }
     assert [r["uuid"] for r in seen["dashboards"]] == [DA]
     assert seen["databases"][0]["uuid"] == DB
-    # The source's export for the task began as soon as the source had answered, and the
-    # rest of the plan's early reads once the target had: a dashboard the target has and
-    # no migration wrote is compared by content, so the target's export of it is read too.
-    size, file = seen["export"].result()
-    assert (source.exports, size) == (1, len(_bundle()))
-    early = seen["early"].result()
-    assert target.calls[("dashboard export", "4")] == 1
     assert ("dashboards", DA) in early["copies"]
     pipeline.drop_head_start(seen)
     assert file.closed and all(e.file.closed for e in early["exports"])
@@ -139,12 +144,7 @@ def test_the_check_of_a_start_keeps_what_it_read_of_the_target(monkeypatch, envs
 def test_a_start_that_maps_a_connection_reads_the_targets_connections_once(monkeypatch, envs):
     """The mapping's check read them: the head start takes that read."""
     source, target = FakeSource(), FakeTarget()
-
-    @contextmanager
-    def borrow(env, **kwargs):
-        yield source if env.name == "dev" else target
-
-    monkeypatch.setattr(sessions, "borrow", borrow)
+    _lend(monkeypatch, target, source)
     seen: dict = {}
     errors = promote.check_choices(
         envs[0],
@@ -156,6 +156,7 @@ def test_a_start_that_maps_a_connection_reads_the_targets_connections_once(monke
         seen=seen,
     )
     assert errors == {}
+    seen["early"].result()  # its reads too, on a thread of its own
     assert target.calls[("databases", "")] == 1
     assert seen["databases"][0]["uuid"] == DB and seen["release"] == "6.1.0"
     pipeline.drop_head_start(seen)
@@ -166,16 +167,13 @@ def test_a_head_start_is_for_its_task_once_and_only_while_fresh(monkeypatch, own
     now = [100.0]
     monkeypatch.setattr(pipeline, "_clock", lambda: now[0])
 
-    def start(seen):
-        return _start(owner, envs, seen)
-
-    task = start({"dashboards": [TWIN]})
+    task = _start(owner, envs, {"dashboards": [TWIN]})
     assert pipeline._head_start(task.pk) == {"dashboards": [TWIN]}
     assert pipeline._head_start(task.pk) is None  # taken
-    task = start({"dashboards": [TWIN]})
+    task = _start(owner, envs, {"dashboards": [TWIN]})
     now[0] += pipeline.HEAD_START_FRESH + 0.1  # the task waited for a worker
     assert pipeline._head_start(task.pk) is None
-    assert pipeline._head_start(start(None).pk) is None
+    assert pipeline._head_start(_start(owner, envs, None).pk) is None
 
 
 @pytest.mark.django_db
@@ -186,17 +184,7 @@ def test_the_export_step_hands_the_head_start_and_the_records_to_the_early_reads
     from tasks_app.engine import StepContext
     from tasks_app.tasklog import TaskLog
 
-    class Source:
-        def export_dashboards(self, ids, dest):
-            data = _bundle()
-            dest.write(data)
-            return len(data)
-
-    @contextmanager
-    def borrow(env, **kwargs):
-        yield Source()
-
-    monkeypatch.setattr(sessions, "borrow", borrow)
+    _lend(monkeypatch, source=FakeSource())
     given = []
     monkeypatch.setattr(
         promote, "early_reads", lambda env, rows, known, records: given.append((known, records))
@@ -218,12 +206,7 @@ def test_the_export_step_takes_the_export_the_start_began(monkeypatch, owner, en
     from tasks_app.tasklog import TaskLog
 
     source = FakeSource()
-
-    @contextmanager
-    def borrow(env, **kwargs):
-        yield source
-
-    monkeypatch.setattr(sessions, "borrow", borrow)
+    _lend(monkeypatch, source=source)
     monkeypatch.setattr(promote, "early_reads", lambda *args: None)
     seen = {"export": promote._exporter.submit(promote.export_to_file, envs[0], [2])}
     seen["export"].result()
