@@ -66,15 +66,16 @@ class VersionEnv(NamedTuple):
 def version_env(api) -> Callable[..., VersionEnv]:
     """version_env("5.0") -> (env name, url, SupersetAdmin): the 5.0 test server
     (tests/e2e/superset_servers.VERSION_SERVERS), started and seeded (seed.py --secure) if
-    needed and registered in the app under its instance name ("superset50").
+    needed and registered in the app under its instance name ("superset50"), once per
+    session: later calls return the same VersionEnv (and its logged-in admin).
     version_env("6.1", "target") is the 6.1 target ("target"); the role matters only for
     6.1, whose source and target are two servers."""
-    registered: set[str] = set()
+    envs: dict[str, VersionEnv] = {}  # server name -> its env
 
     def get(family: str, role: str = "source") -> VersionEnv:
         server = version_server(family, role)
-        url = ensure_version_server(family, role)
-        if server.name not in registered:
+        if server.name not in envs:
+            url = ensure_version_server(family, role)
             names = {e["name"] for e in api.get("/api/environments").json()}
             if server.name not in names:
                 answer = api.post(
@@ -87,7 +88,7 @@ def version_env(api) -> Callable[..., VersionEnv]:
                     },
                 )
                 assert answer.status_code == 201, answer.text
-            registered.add(server.name)
-        return VersionEnv(server.name, url, SupersetAdmin(url))
+            envs[server.name] = VersionEnv(server.name, url, SupersetAdmin(url))
+        return envs[server.name]
 
     return get

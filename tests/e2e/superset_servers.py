@@ -18,10 +18,9 @@ Other releases (VERSION_SERVERS; adding one is one line there):
     url = ensure_version_server("5.0")    # "superset50" on 8193, started and seeded once
     pair = VERSION_SERVERS["6.1"]         # .source / .target: a Server (name, version, url)
 
-ensure_superset41() is ensure_version_server("4.1") ("target41", port 8192). Stop one
-with `scripts/superset/down.sh superset50`. scripts/test.sh starts them all early in the
-background (`up.sh $(python -m tests.e2e.superset_servers specs)`); the fixtures' own
-up.sh calls then find them healthy, or wait for them.
+Stop one with `scripts/superset/down.sh superset50`. scripts/test.sh starts them all
+early in the background (`up.sh $(python -m tests.e2e.superset_servers specs)`); the
+fixtures' own up.sh calls then find them healthy, or wait for them.
 
 Interactive password resolution (``seed_source(secure=True)``, i.e. seed.py --secure):
 
@@ -258,7 +257,7 @@ def ensure_servers(timeout: float = START_TIMEOUT) -> dict[str, str]:
     return server_urls()
 
 
-_SEEDED: dict[str, dict] = {}  # url -> what seed.py --secure printed (this process)
+_SEEDED: set[str] = set()  # urls seed.py --secure ran against (this process)
 
 
 def ensure_version_server(family: str, role: str = "source", timeout: float = START_TIMEOUT) -> str:
@@ -270,21 +269,6 @@ def ensure_version_server(family: str, role: str = "source", timeout: float = ST
     if server.seed and server.url not in _SEEDED:
         seed_source(server.url, secure=True)
     return server.url
-
-
-# Superset 4.1.4 beside the 6.1 pair (venv-4.1.4, state in <home>/target41).
-SUPERSET41_VERSION = VERSION_SERVERS["4.1"].target.version
-SUPERSET41_NAME = VERSION_SERVERS["4.1"].target.name
-
-
-def superset41_url() -> str:
-    return VERSION_SERVERS["4.1"].target.url
-
-
-def ensure_superset41(timeout: float = START_TIMEOUT) -> str:
-    """ensure_version_server("4.1"): Superset 4.1.4 ("target41", port $SUPERSET41_PORT,
-    default 8192), started and seeded; returns its URL."""
-    return ensure_version_server("4.1", "target", timeout)
 
 
 def stop_servers(servers: Iterable[Server] = (SOURCE, TARGET)) -> None:
@@ -311,7 +295,7 @@ def seed_source(url: str | None = None, count: int = 0, secure: bool = False) ->
     proc = _run(cmd, 600)
     seeded = json.loads(proc.stdout)
     if secure:
-        _SEEDED[url] = seeded
+        _SEEDED.add(url)
     return seeded
 
 

@@ -31,10 +31,10 @@ DONE = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
 VOLATILE = {"timestamp", "version"}
 
 
-def _rollback(api, task_id: int) -> dict:
+def _rollback(api, task_id: int, timeout: float = 120) -> dict:
     answer = api.post(f"/api/tasks/{task_id}/rollback")
     assert answer.status_code == 201, answer.text
-    return api.wait_for_status(answer.json()["id"], DONE)
+    return api.wait_for_status(answer.json()["id"], DONE, timeout)
 
 
 def _outcomes(task: dict) -> dict[tuple[str, str], str]:

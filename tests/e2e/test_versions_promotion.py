@@ -25,18 +25,30 @@ from tests.e2e.superset_servers import (
     SECURE_DATABASE_NAMES,
     SECURE_PASSWORD,
     SECURE_SALES_TITLE,
+    VERSION_SERVERS,
     secret_forms,
     superset_action_log_texts,
 )
-from tests.e2e.test_promotion import SALES, TARGET_OWN_URI, _actions, _datasets_on, _outcomes
+from tests.e2e.test_promotion import (
+    DONE,
+    SALES,
+    TARGET_OWN_URI,
+    _actions,
+    _changed_on,
+    _dashboard_id,
+    _datasets_on,
+    _outcomes,
+    _own_connection,
+    _uri,
+)
+from tests.e2e.test_rollback import _rollback
 
 pytestmark = pytest.mark.e2e
 
-DONE = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
 CURRENCY = {"symbol": "USD", "symbolPosition": "prefix"}
 THEME = "Migrator Test Theme"
 # "Test connection" says the release of each.
-RELEASES = {"4.1": "4.1.4", "5.0": "5.0.0", "6.0": "6.0.0", "6.1": "6.1.0"}
+RELEASES = {family: servers.source.version for family, servers in VERSION_SERVERS.items()}
 # Older targets than the source, for what must hold on them.
 MAPPING_TARGETS = ["5.0"]
 UNCHANGED_TARGETS = ["5.0", "6.0"]
@@ -45,18 +57,9 @@ ROLLBACK_TARGETS = ["6.0"]
 REPLACE_TARGETS = ["4.1", "5.0"]
 
 
-def _migrate(api, source: str, target: str, dashboard_id: int, **extra) -> dict:
-    return api.migrate(source, target, [dashboard_id], **extra)
-
-
 def _one_attempt_each(messages: list[str]) -> None:
     """Adapted before the first import: no refusal removed afterwards, no second try."""
     assert not [m for m in messages if "older Superset" in m or "trying once more" in m]
-
-
-def _dashboard_id(admin, title: str) -> int:
-    (dashboard,) = admin.dashboards_by_title(title)
-    return dashboard["id"]
 
 
 def _sales_dataset(admin) -> dict:
@@ -112,8 +115,8 @@ def test_a_metric_currency_goes_61_to_50_and_back_to_61(
     _set_currency(older.admin, None)  # a run before may have left it there
     name = _set_currency(source_admin, CURRENCY)
     try:
-        down = _migrate(
-            api, "source", older.name, _dashboard_id(source_admin, SALES), overwrite=True
+        down = api.migrate(
+            "source", older.name, [_dashboard_id(source_admin, SALES)], overwrite=True
         )
         assert down["status"] == "SUCCESS", down["error"]
         assert down["plan"]["target_release"] == "5.0.0"
@@ -124,7 +127,7 @@ def test_a_metric_currency_goes_61_to_50_and_back_to_61(
 
         for existing in target_admin.dashboards_by_title(SALES):
             target_admin.delete_dashboard(existing["id"])
-        up = _migrate(api, older.name, "target", _dashboard_id(older.admin, SALES), overwrite=True)
+        up = api.migrate(older.name, "target", [_dashboard_id(older.admin, SALES)], overwrite=True)
         assert up["status"] == "SUCCESS", up["error"]
         _one_attempt_each(api.log_messages(up["id"]))
         assert _currencies(target_admin)[name] == CURRENCY
@@ -139,13 +142,18 @@ def test_what_is_the_same_on_an_older_target_is_not_rewritten(
     """6.1 writes keys the older release does not keep: its copy is still the same."""
     older = version_env(family, "target")
     dashboard_id = _dashboard_id(source_admin, SALES)
-    first = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+    first = api.migrate("source", older.name, [dashboard_id], overwrite=True)
     assert first["status"] == "SUCCESS", first["error"]
+    before = _changed_on(older.admin)
 
-    again = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+    again = api.migrate("source", older.name, [dashboard_id], overwrite=True)
 
     assert again["status"] == "SUCCESS", again["error"]
-    assert set(_actions(again["plan"]).values()) <= {"unchanged", "map"}, again["plan"]
+    actions = _actions(again["plan"])
+    assert actions[("dashboards", SALES)] == "unchanged", again["plan"]
+    assert set(actions.values()) <= {"unchanged", "map"}, again["plan"]
+    assert set(_outcomes(again).values()) == {"unchanged", "mapped"}, again["report"]
+    assert _changed_on(older.admin) == before  # nothing was imported again
 
 
 @pytest.mark.parametrize("family", MAPPING_TARGETS)
@@ -154,26 +162,20 @@ def test_an_older_targets_own_connection_is_used_and_never_rewritten(
 ):
     older = version_env(family, "target")
     older.admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
-    made = older.admin.post(
-        "/api/v1/database/",
-        json={"database_name": SECURE_ANALYTICS_DB, "sqlalchemy_uri": TARGET_OWN_URI},
-    )
-    assert made.status_code == 201, made.text
-    own = older.admin.database_by_name(SECURE_ANALYTICS_DB)
+    own = _own_connection(older.admin, SECURE_ANALYTICS_DB)
     try:
-        task = _migrate(api, "source", older.name, _dashboard_id(source_admin, SECURE_SALES_TITLE))
+        task = api.migrate("source", older.name, [_dashboard_id(source_admin, SECURE_SALES_TITLE)])
 
         assert task["status"] == "SUCCESS", task  # no password asked: nothing was created
         assert _actions(task["plan"])[("databases", SECURE_ANALYTICS_DB)] == "map"
         assert _outcomes(task)[("databases", SECURE_ANALYTICS_DB)] == "mapped"
         after = older.admin.database_by_name(SECURE_ANALYTICS_DB)
         assert after["uuid"] == own["uuid"]
-        uri = older.admin.database_connection(after["id"])["sqlalchemy_uri"]
-        assert uri == TARGET_OWN_URI
+        assert _uri(older.admin, SECURE_ANALYTICS_DB) == TARGET_OWN_URI
         assert _datasets_on(older.admin)["secure_sales"] == SECURE_ANALYTICS_DB
         assert task["report"]["warnings"] == []
     finally:
-        _back_to_seeded(older.admin)
+        _remove_secure_assets(older.admin)
 
 
 @pytest.mark.parametrize("family", ROLLBACK_TARGETS)
@@ -183,7 +185,7 @@ def test_a_rollback_on_an_older_target_puts_back_what_it_replaced(
     older = version_env(family, "target")
     dashboard_id = _dashboard_id(source_admin, SALES)
     (chart,) = source_admin.dashboard_charts(dashboard_id)[:1]
-    first = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+    first = api.migrate("source", older.name, [dashboard_id], overwrite=True)
     assert first["status"] == "SUCCESS", first["error"]
     (on_target,) = older.admin.dashboards_by_title(SALES)
     names = {c["slice_name"] for c in older.admin.dashboard_charts(on_target["id"])}
@@ -191,13 +193,11 @@ def test_a_rollback_on_an_older_target_puts_back_what_it_replaced(
     renamed = f"{chart['slice_name']} (renamed)"
     source_admin.request("PUT", f"/api/v1/chart/{chart['id']}", json={"slice_name": renamed})
     try:
-        second = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+        second = api.migrate("source", older.name, [dashboard_id], overwrite=True)
         assert second["status"] == "SUCCESS", second["error"]
         assert renamed in {c["slice_name"] for c in older.admin.dashboard_charts(on_target["id"])}
 
-        answer = api.post(f"/api/tasks/{second['id']}/rollback")
-        assert answer.status_code == 201, answer.text
-        undone = api.wait_for_status(answer.json()["id"], DONE, timeout=240)
+        undone = _rollback(api, second["id"], timeout=240)
 
         assert undone["status"] == "SUCCESS", undone["error"]
         assert _outcomes(undone)[("charts", renamed)] == "restored"
@@ -224,7 +224,7 @@ def test_a_theme_travels_to_60_and_going_to_50_is_said_before_anything_is_writte
     assert put.status_code == 200, put.text
     try:
         newer = version_env("6.0", "target")
-        task = _migrate(api, "source", newer.name, dashboard_id, overwrite=True)
+        task = api.migrate("source", newer.name, [dashboard_id], overwrite=True)
         assert task["status"] == "SUCCESS", task["error"]
         (on_target,) = newer.admin.dashboards_by_title(SALES)
         detail = newer.admin.get_json(f"/api/v1/dashboard/{on_target['id']}")["result"]
@@ -233,7 +233,7 @@ def test_a_theme_travels_to_60_and_going_to_50_is_said_before_anything_is_writte
         older = version_env("5.0", "target")
         for existing in older.admin.dashboards_by_title(SALES):  # so that it is written
             older.admin.delete_dashboard(existing["id"])
-        task = _migrate(api, "source", older.name, dashboard_id, overwrite=True)
+        task = api.migrate("source", older.name, [dashboard_id], overwrite=True)
         assert task["status"] == "SUCCESS", task["error"]
         (line,) = [x for x in task["plan"]["adapted"] if "theme_uuid" in x]
         assert "5.0 has no themes: the dashboard will use the default theme" in line
@@ -292,23 +292,17 @@ def test_replacing_a_connection_on_an_older_target_never_stores_the_password_in_
     older = version_env(family, "target")
     older.admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)
     if before == "their own":
-        made = older.admin.post(
-            "/api/v1/database/",
-            json={"database_name": SECURE_ANALYTICS_DB, "sqlalchemy_uri": TARGET_OWN_URI},
-        )
-        assert made.status_code == 201, made.text
-        own = older.admin.database_by_name(SECURE_ANALYTICS_DB)
+        own = _own_connection(older.admin, SECURE_ANALYTICS_DB)
     elif before == "stale, same uuid":
         own = _import_connection(older.admin, TARGET_OWN_URI)
     else:
         own = _import_connection(older.admin, SECURE_ANALYTICS_URI, SECURE_PASSWORD)
     logged_before = len(superset_action_log_texts(older.name))
     try:
-        asked = _migrate(
-            api,
+        asked = api.migrate(
             "source",
             older.name,
-            _dashboard_id(source_admin, SECURE_SALES_TITLE),
+            [_dashboard_id(source_admin, SECURE_SALES_TITLE)],
             databases={SECURE_ANALYTICS_DB: {"action": "replace"}},
         )
         assert asked["status"] == "AWAITING_INPUT", asked
@@ -343,14 +337,10 @@ def test_replacing_a_connection_on_an_older_target_never_stores_the_password_in_
         assert older.admin.database_connection_ok(SECURE_ANALYTICS_DB)
         assert _datasets_on(older.admin)["secure_sales"] == SECURE_ANALYTICS_DB
     finally:
-        _back_to_seeded(older.admin)
+        _remove_secure_assets(older.admin)
 
 
-def _back_to_seeded(admin) -> None:
-    """Back to the seeded state the other tests expect of this server."""
-    for dashboard in admin.dashboards_by_title(SECURE_SALES_TITLE):
-        admin.delete_dashboard(dashboard["id"])
-    for dataset in admin.datasets():
-        if dataset.get("table_name") == "secure_sales":
-            admin.delete_dataset(dataset["id"])
+def _remove_secure_assets(admin) -> None:
+    """The secure dashboards and their connections off this server (with the datasets and
+    charts on those connections); a test that needs them as a source seeds them again."""
     admin.remove_dashboards_and_databases(SECURE_DASHBOARD_TITLES, SECURE_DATABASE_NAMES)

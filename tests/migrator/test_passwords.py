@@ -278,13 +278,14 @@ def _saved_bundle() -> str:
 
 class _Target:
     """A target that has "analytics" (id 7), optionally under the bundle's own uuid, and
-    records each database import's YAML and what each connection test was sent."""
+    records each database import's YAML, what each connection test was sent and the uuid
+    of each database deleted."""
 
     def __init__(self, own_uuid: bool) -> None:
         self.uuids = {7: ANALYTICS["uuid"] if own_uuid else "their-own-uuid"}
         self.imports: list[tuple[dict, bool]] = []
         self.tested: list[str] = []
-        self.deleted: list[int] = []
+        self.deleted: list[str] = []
 
     def import_databases(self, bundle, overwrite):
         import zipfile
@@ -311,12 +312,16 @@ class _Target:
         self.tested.append(uri)
 
     def delete_database(self, database_id):
-        self.deleted.append(database_id)
-        del self.uuids[database_id]
+        self.deleted.append(self.uuids.pop(database_id))
 
 
-@pytest.mark.parametrize("own_uuid", [True, False], ids=["same-uuid", "their-uuid"])
-def test_replacing_on_41_never_writes_the_password_into_the_uri(db, settings, own_uuid):
+@pytest.mark.parametrize(
+    ("own_uuid", "imports"),
+    # The same uuid: first under a stand-in uuid, so that 4.1 takes the key; then its own.
+    [(True, 2), (False, 1)],
+    ids=["same-uuid", "their-uuid"],
+)
+def test_replacing_on_41_never_writes_the_password_into_the_uri(db, settings, own_uuid, imports):
     """4.1 keeps a password written into an imported URI in clear (and shows it back);
     it takes the YAML's password key only for a uuid it does not have yet."""
     from migrator.passwords import _check_database
@@ -340,10 +345,10 @@ def test_replacing_on_41_never_writes_the_password_into_the_uri(db, settings, ow
         assert document["sqlalchemy_uri"] == ANALYTICS["sqlalchemy_uri"]  # masked
         assert document["password"] == "n3w/p@ss"
     uuids = [document["uuid"] for document, _ in replaced]
-    if own_uuid:  # first under a stand-in uuid, so that 4.1 takes the key; then its own
-        assert len(uuids) == 2 and uuids[0] != ANALYTICS["uuid"]
-    assert uuids[-1] == ANALYTICS["uuid"]
-    assert target.uuids[7] == ANALYTICS["uuid"]
+    assert len(uuids) == imports
+    assert uuids[-1] == ANALYTICS["uuid"] and uuids.count(ANALYTICS["uuid"]) == 1
+    assert trial[0]["uuid"] not in uuids
+    assert target.deleted == [trial[0]["uuid"]]  # the trial copy, and nothing else
     assert not any("n3w" in uri or "%2F" in uri for uri in target.tested)
 
 
