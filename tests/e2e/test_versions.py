@@ -6,10 +6,12 @@ A direction is one line of DIRECTIONS; a version is one line of
 superset_servers.VERSION_SERVERS. The servers are started once per run (scripts/test.sh
 starts them all early) and seeded with seed.py --secure by the version_env fixture.
 
-How a wrong password is told differs by target: 4.1 and 5.0 connect while importing and
-refuse it (a bare 500 from Superset); 6.x take it and the product's check afterwards
-(test_connection) finds it wrong. Either way the resume answers 400 with the error on
-the password's field, nothing is left on the target, and the task waits again.
+How a wrong password is found differs by target: 4.1 and 5.0 connect while importing and
+refuse it (a bare 500 from Superset, which the product then tells from an unreachable
+database); 6.x take it and the product's check afterwards (test_connection) finds it
+wrong. Either way the resume answers 400 with the error on the password's field, saying
+it is wrong (WRONG_PASSWORD_SAID), nothing is left on the target, and the task waits
+again.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ DIRECTIONS = [
 
 DONE = {"SUCCESS", "FAILED", "AWAITING_INPUT"}
 WRONG = "wrong-Pass-versions"
+# How the resume's error on the password's field starts, by target family
+# (migrator/passwords.py: _why_not_connected for 4.1 and 5.0, _check_database for 6.x).
+WRONG_PASSWORD_SAID = {
+    "4.1": "Wrong password: Superset 4.1 refused to create the connection with a bare HTTP 500",
+    "5.0": "Wrong password: Superset 5.0 refused to create the connection with a bare HTTP 500",
+    "6.0": "Wrong: ",
+    "6.1": "Wrong: ",
+}
 
 
 def _source_dashboard(admin: SupersetAdmin, url: str) -> dict:
@@ -125,5 +135,8 @@ def test_secure_sales_migrates_with_a_wrong_then_the_right_password(
     shown = SECURE_PASSWORD in json.dumps(target.admin.database_connection(db["id"]))
     assert not shown, "the target shows the stored password back in /connection (in clear)"
     # Last, so that a direction still shows whether it migrates: the wrong password is
-    # told as a wrong password on every target (4.1/5.0 only answer a bare 500).
+    # told as a wrong password on every target (4.1/5.0 only answer a bare 500), never as
+    # "cannot tell" (the database may be unreachable, or the password wrong).
+    assert wrong_message.startswith(WRONG_PASSWORD_SAID[target_family]), wrong_message
+    assert "unreachable" not in wrong_message, wrong_message
     assert _says_wrong_password(wrong_message), wrong_message
