@@ -403,8 +403,9 @@ def _why_not_connected(client: Any, uri_masked: str, release: str | None) -> str
         client.test_database_connection(None, uri_masked)
     except ConnectionTestFailed as exc:
         if exc.error_type in WRONG_PASSWORD_ERRORS:
+            # Never "password: …": the log's redaction hides what follows such a key.
             return (
-                f"Wrong password: {tried}; the database answers and refuses a wrong "
+                f"The password is wrong. {tried}; the database answers and refuses a wrong "
                 "password, so this one is wrong."
             )
         return (

@@ -49,8 +49,8 @@ WRONG = "wrong-Pass-versions"
 # How the resume's error on the password's field starts, by target family
 # (migrator/passwords.py: _why_not_connected for 4.1 and 5.0, _check_database for 6.x).
 WRONG_PASSWORD_SAID = {
-    "4.1": "Wrong password: Superset 4.1 refused to create the connection with a bare HTTP 500",
-    "5.0": "Wrong password: Superset 5.0 refused to create the connection with a bare HTTP 500",
+    "4.1": "The password is wrong. Superset 4.1 refused to create the connection with a bare HTTP 500",
+    "5.0": "The password is wrong. Superset 5.0 refused to create the connection with a bare HTTP 500",
     "6.0": "Wrong: ",
     "6.1": "Wrong: ",
 }

@@ -11,6 +11,7 @@ from migrator.passwords import _empty_tunnel_secrets, _why_not_connected, can_as
 from migrator.superset.bundle import BundleDatabase, BundleInfo
 from migrator.superset.errors import ConnectionTestFailed
 from migrator.superset.problems import parse_import_error
+from tasks_app.tasklog import redact
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "superset"
 ISSUES = [
@@ -414,14 +415,16 @@ MASKED = "postgresql://mig_secure:XXXXXXXXXX@127.0.0.1:5432/mig_public"
 def test_a_bare_500_is_a_wrong_password_when_the_database_refuses_the_mask():
     probe = _Probe("CONNECTION_INVALID_PASSWORD_ERROR", "password authentication failed")
     said = _why_not_connected(probe, MASKED, "5.0")
-    assert said.startswith("Wrong password: Superset 5.0 refused to create the connection")
+    assert said.startswith("The password is wrong. Superset 5.0 refused to create the connection")
     assert probe.sent == [(None, MASKED)]  # the mask, never the answer
+    assert redact(said) == said  # shown and logged as it is, nothing taken for a secret
 
 
 def test_a_bare_500_from_an_unreachable_database_says_what_was_tried():
     probe = _Probe("CONNECTION_HOST_DOWN_ERROR", "The host might be down.")
     said = _why_not_connected(probe, MASKED, "4.1")
-    assert not said.startswith("Wrong password")
+    assert not said.startswith("The password is wrong")
+    assert redact(said) == said
     assert "bare HTTP 500" in said and "The host might be down." in said
     assert "unreachable" in said
 
